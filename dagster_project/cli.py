@@ -1,0 +1,252 @@
+"""The ``recon`` command line: demo data, nightly runs through Dagster, the UI, and queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from dagster_project.lib.config import ConfigError, ReconConfig, load_config, resolve_config_path
+
+DEFAULT_DEMO_ORDERS = 5000
+DEFAULT_DEMO_DAYS = 14
+DEFAULT_DEMO_SEED = 7
+
+
+def _load(ctx: click.Context) -> ReconConfig:
+    try:
+        return load_config(ctx.obj["config_path"])
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _date(value: str | None, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a date as YYYY-MM-DD, got '{value}'", param_hint=name) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="RECON_CONFIG", type=click.Path(dir_okay=False),
+              help="Project config (YAML). Default: $RECON_CONFIG, else the demo config.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Order reconciliation: find every order whose state disagrees across systems, every night."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = str(resolve_config_path(config_path))
+
+
+# ---- config -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def config() -> None:
+    """Inspect and validate the project config."""
+
+
+@config.command("validate")
+@click.pass_context
+def config_validate(ctx: click.Context) -> None:
+    """Validate the config file and print what it declares."""
+    cfg = _load(ctx)
+    click.echo(f"{cfg.source_file}: ok")
+    for name, system in sorted(cfg.systems.items()):
+        streams = ", ".join(sorted(system.streams))
+        click.echo(f"  {name:<10} {system.role:<13} {system.connector:<10} {streams}")
+    click.echo(f"  duckdb: {cfg.duckdb_path}")
+
+
+# ---- demo ---------------------------------------------------------------------------------------
+
+
+def _demo_data_dir(cfg: ReconConfig) -> Path:
+    paths = [Path(s.path).expanduser().resolve() for s in cfg.systems.values()]
+    return Path(os.path.commonpath(paths)) if len(paths) > 1 else paths[0].parent
+
+
+@cli.command("demo-data")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: the demo config's data folder).")
+@click.option("--orders", type=int, default=DEFAULT_DEMO_ORDERS, show_default=True)
+@click.option("--days", type=int, default=DEFAULT_DEMO_DAYS, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_DEMO_SEED, show_default=True)
+@click.option("--start", "start", help="First day (YYYY-MM-DD). Default: the config's start_date.")
+@click.option("--rate", "rates", multiple=True, metavar="DIFF_TYPE=RATE",
+              help="Injection rate per diff type, e.g. --rate missing_invoice=0.02 (repeatable).")
+@click.option("--no-outage", is_flag=True, help="Do not simulate a missing ERP export day.")
+@click.pass_context
+def demo_data(ctx: click.Context, out_dir: str | None, orders: int, days: int, seed: int, start: str | None,
+              rates: tuple[str, ...], no_outage: bool) -> None:
+    """Write five systems' exports (native shapes) with injected problems and a ground truth."""
+    from ingestion.demo.generator import generate
+
+    cfg = _load(ctx)
+    out = Path(out_dir).resolve() if out_dir else _demo_data_dir(cfg)
+    injection: dict[str, float] = {}
+    for item in rates:
+        name, _, value = item.partition("=")
+        try:
+            injection[name.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"expected DIFF_TYPE=RATE, got '{item}'", param_hint="--rate") from None
+    try:
+        summary = generate(out, orders=orders, days=days, seed=seed,
+                           start_date=_date(start, "--start") or cfg.project.start_date,
+                           rules=cfg.rules.model_dump(mode="json", by_alias=True),
+                           injection_rates=injection or None, outage=not no_outage)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote demo data to {out}")
+    click.echo(str(summary))
+
+
+@cli.command()
+@click.option("--orders", type=int, default=DEFAULT_DEMO_ORDERS, show_default=True)
+@click.option("--days", type=int, default=DEFAULT_DEMO_DAYS, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_DEMO_SEED, show_default=True)
+@click.option("--fresh", is_flag=True, help="Delete the demo database and data first.")
+@click.pass_context
+def demo(ctx: click.Context, orders: int, days: int, seed: int, fresh: bool) -> None:
+    """Generate demo data if absent, run every demo day through Dagster, print a summary."""
+    import shutil
+    import time
+
+    from dagster_project.lib.runner import days_between, run_days
+
+    cfg = _load(ctx)
+    data_dir = _demo_data_dir(cfg)
+    if fresh:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        for path in (cfg.duckdb_path, cfg.duckdb_path.with_suffix(".duckdb.wal")):
+            path.unlink(missing_ok=True)
+    manifest = data_dir / "manifest.json"
+    if not manifest.exists():
+        click.echo(f"Generating demo data ({orders:,} orders over {days} days, seed {seed}) in {data_dir} ...")
+        ctx.invoke(demo_data, out_dir=str(data_dir), orders=orders, days=days, seed=seed, start=None,
+                   rates=(), no_outage=False)
+    meta = json.loads(manifest.read_text())
+    first = dt.date.fromisoformat(meta["start_date"])
+    last = dt.date.fromisoformat(meta["end_date"])
+    click.echo(f"Running the nightly reconciliation through Dagster for {first} .. {last}:")
+    started = time.perf_counter()
+    results = run_days(cfg, days_between(first, last), echo=click.echo)
+    if not all(r.success for r in results):
+        raise click.ClickException("a run failed; see the error above and the run in the Dagster UI (make ui)")
+    click.echo(f"All {len(results)} days ran in {time.perf_counter() - started:.0f}s.\n")
+    _print_summary(cfg, last)
+
+
+# ---- runs ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--date", "date_", required=True, help="As-of day (YYYY-MM-DD).")
+@click.option("--to", "to", help="Last as-of day of a range (inclusive); days run in order.")
+@click.pass_context
+def run(ctx: click.Context, date_: str, to: str | None) -> None:
+    """Run the nightly job for a day or a range, through Dagster (recorded in the Dagster instance)."""
+    from dagster_project.lib.runner import days_between, run_days
+
+    cfg = _load(ctx)
+    first = _date(date_, "--date")
+    last = _date(to, "--to") or first
+    try:
+        days = days_between(first, last)
+        results = run_days(cfg, days, echo=click.echo)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not all(r.success for r in results):
+        raise click.ClickException("a run failed; see the error above")
+    _print_summary(cfg, last)
+
+
+def _print_summary(cfg: ReconConfig, as_of: dt.date) -> None:
+    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.summary import build_summary, render_summary
+
+    con = connect(cfg.duckdb_path, read_only=True)
+    try:
+        click.echo(render_summary(build_summary(con, cfg, as_of), cfg))
+    finally:
+        con.close()
+
+
+@cli.command()
+@click.option("--date", "date_", help="As-of day (default: the latest reconciled day).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def summary(ctx: click.Context, date_: str | None, as_json: bool) -> None:
+    """Print the reconciliation summary for a day."""
+    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.summary import build_summary, render_summary
+
+    cfg = _load(ctx)
+    if not cfg.duckdb_path.exists():
+        raise click.ClickException(f"no database at {cfg.duckdb_path}: run `recon run --date D` or `recon demo` first")
+    con = connect(cfg.duckdb_path, read_only=True)
+    try:
+        result = build_summary(con, cfg, _date(date_, "--date"))
+    finally:
+        con.close()
+    click.echo(json.dumps(result.as_dict(), indent=2, default=str) if as_json else render_summary(result, cfg))
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows to print.")
+@click.pass_context
+def sql(ctx: click.Context, query: str, limit: int) -> None:
+    """Run a read-only SQL query against the reconciliation database and print the result."""
+    import duckdb
+
+    from dagster_project.lib.duckdb_resource import connect
+
+    cfg = _load(ctx)
+    if not cfg.duckdb_path.exists():
+        raise click.ClickException(f"no database at {cfg.duckdb_path}")
+    con = connect(cfg.duckdb_path, read_only=True)
+    try:
+        frame = con.execute(query).df()
+    except duckdb.Error as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        con.close()
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", 50, "display.width", 200):
+        click.echo(frame.head(limit).to_string(index=False))
+    if len(frame) > limit:
+        click.echo(f"... {len(frame) - limit:,} more rows (use --limit)")
+
+
+@cli.command()
+@click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.pass_context
+def ui(ctx: click.Context, port: int, host: str) -> None:
+    """Serve the Dagster UI (dagster dev) for this project: runs, asset graph, schedule, backfills."""
+    from dagster_project.lib.dbt_project import get_dbt_project
+    from dagster_project.lib.runner import dagster_home
+
+    cfg = _load(ctx)
+    home = dagster_home(cfg)
+    get_dbt_project(cfg)  # generated files and manifest are ready before the UI loads the code
+    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    os.environ["RECON_CONFIG"] = str(cfg.source_file)
+    click.echo(f"Dagster home: {home}\nOpen http://{host}:{port}")
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(str(dagster), [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)])
+
+
+def main() -> None:
+    cli(obj={})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Assembles the Dagster definitions from each domain's ``build_defs``; nothing else lives here."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dagster_project.defs.exceptions import assets as exception_assets
+from dagster_project.defs.ingestion import assets as ingestion_assets
+from dagster_project.defs.reconciliation import assets as reconciliation_assets
+from dagster_project.defs.reconciliation import schedules as reconciliation_schedules
+from dagster_project.lib.config import load_config
+from dagster_project.lib.dbt_project import get_dbt_resource
+from dagster_project.lib.duckdb_resource import DuckDBResource
+
+
+def build_definitions(config_path: str | None = None) -> dg.Definitions:
+    """All definitions for one config file (defaults to $RECON_CONFIG or the demo config)."""
+    config = load_config(config_path)
+    return dg.Definitions.merge(
+        ingestion_assets.build_defs(config),
+        reconciliation_assets.build_defs(config),
+        exception_assets.build_defs(config),
+        reconciliation_schedules.build_defs(config),
+        dg.Definitions(
+            resources={
+                "duckdb": DuckDBResource(database=str(config.duckdb_path)),
+                "dbt": get_dbt_resource(config),
+            },
+            # One DuckDB file has one writer: run each step in the run's own process, in order.
+            executor=dg.in_process_executor,
+        ),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

@@ -1,0 +1,61 @@
+"""Exceptions: each day's diffs become owned, SLA'd exceptions with an audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from dagster_project.lib.config import ReconConfig
+from dagster_project.lib.duckdb_resource import DuckDBResource
+from dagster_project.lib.exceptions_store import SCHEMA, sync_exceptions
+from dagster_project.lib.partitions import daily_partitions
+
+
+def _diffs_for(con, as_of: dt.date) -> list[dict]:
+    cursor = con.execute("select * from marts.fct_order_diffs where as_of_date = ? order by diff_id", [as_of])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _stale_systems(con, as_of: dt.date) -> set[str]:
+    rows = con.execute(
+        "select system from marts.fct_system_freshness where as_of_date = ? and is_stale", [as_of]
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def build_defs(config: ReconConfig) -> dg.Definitions:
+    @dg.asset(
+        key=["exceptions"],
+        group_name="exceptions",
+        deps=[dg.AssetKey("fct_order_diffs"), dg.AssetKey("fct_system_freshness")],
+        partitions_def=daily_partitions(config),
+        kinds={"duckdb", "python"},
+        owners=["team:revenue-ops"],
+        metadata={"table": f"{SCHEMA}.exceptions", "events_table": f"{SCHEMA}.exception_events"},
+    )
+    def exceptions(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+        """Open, update, reopen and auto-resolve exceptions from the day's diffs (idempotent, forward-only)."""
+        as_of = dt.date.fromisoformat(context.partition_key)
+        with duckdb.get_connection() as con:
+            diffs = _diffs_for(con, as_of)
+            stale = _stale_systems(con, as_of)
+            stats = sync_exceptions(con, as_of, diffs, stale, config.roles)
+            open_rows = con.execute(
+                f"select count(*), coalesce(sum(amount_at_risk), 0) from {SCHEMA}.exceptions "
+                "where status in ('open', 'acknowledged')"
+            ).fetchall()[0]
+        if stale:
+            context.log.warning(f"stale systems as of {as_of}: {sorted(stale)}; their exceptions are held")
+        return dg.MaterializeResult(
+            metadata={
+                **stats.as_metadata(),
+                "as_of_date": str(as_of),
+                "stale_systems": ", ".join(sorted(stale)) or "none",
+                "open_exceptions": int(open_rows[0]),
+                "open_amount_at_risk": float(open_rows[1]),
+            }
+        )
+
+    return dg.Definitions(assets=[exceptions])

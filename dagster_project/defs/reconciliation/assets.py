@@ -1,0 +1,65 @@
+"""Reconciliation: the dbt models (staging, canonical orders, diffs) as Dagster assets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from dagster_project.lib.config import ReconConfig
+from dagster_project.lib.dbt_project import get_dbt_project, set_dbt_env
+from dagster_project.lib.partitions import daily_partitions
+
+
+class ReconDbtTranslator(DagsterDbtTranslator):
+    """Sources map to the ingestion assets (source meta); every model is in the reconciliation group."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props.get("resource_type") == "source":
+            return "ingestion"
+        return "reconciliation"
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]):  # type: ignore[override]
+        owner = (dbt_resource_props.get("meta") or {}).get("owner") or (
+            dbt_resource_props.get("config", {}).get("meta") or {}
+        ).get("owner")
+        return [owner if ("@" in owner or owner.startswith("team:")) else f"team:{owner}"] if owner else None
+
+
+class DbtRunConfig(dg.Config):
+    """Switches for a reconciliation run."""
+
+    full_refresh: bool = False
+
+
+def build_dbt_assets(config: ReconConfig) -> dg.AssetsDefinition:
+    project = get_dbt_project(config)
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        name="recon_dbt_models",
+        partitions_def=daily_partitions(config),
+        dagster_dbt_translator=ReconDbtTranslator(
+            settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+        ),
+    )
+    def recon_dbt_models(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, run_config: DbtRunConfig
+    ) -> Iterator[Any]:
+        """Build staging, the canonical order table and the diff history as of the partition's day."""
+        as_of = context.partition_key
+        set_dbt_env(config)
+        args = ["build", "--vars", json.dumps(config.dbt_vars(as_of))]
+        if run_config.full_refresh:
+            args.append("--full-refresh")
+        yield from dbt.cli(args, context=context).stream()
+
+    return recon_dbt_models
+
+
+def build_defs(config: ReconConfig) -> dg.Definitions:
+    return dg.Definitions(assets=[build_dbt_assets(config)])

@@ -1,0 +1,75 @@
+"""The one cached factory for the dbt project.
+
+The manifest depends on the config (the staging models and sources are generated from it, and the
+config reaches dbt as ``--vars``), so the factory writes the generated files and re-parses whenever
+the config or the dbt project's files changed. Under ``dagster dev`` ``prepare_if_dev`` does the
+same on every code reload. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cache
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from dagster_project.lib.config import ReconConfig
+from dagster_project.lib.dbt_codegen import write_generated_files
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+DUCKDB_PATH_ENV = "RECON_DUCKDB_PATH"
+_HASHED_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md"}
+
+
+def dbt_target_dir(config: ReconConfig) -> Path:
+    """Where dbt writes its artifacts for this config (kept out of the source tree)."""
+    return config.state_dir / "dbt" / "target"
+
+
+def _fingerprint(vars_json: str) -> str:
+    digest = hashlib.sha256(vars_json.encode())
+    for path in sorted(DBT_PROJECT_DIR.rglob("*")):
+        if path.suffix in _HASHED_SUFFIXES and path.is_file() and "target" not in path.parts:
+            digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def set_dbt_env(config: ReconConfig) -> None:
+    """Point the dbt profile at this config's DuckDB file (profiles.yml reads the env var)."""
+    os.environ[DUCKDB_PATH_ENV] = str(config.duckdb_path)
+
+
+@cache
+def _project_for(config_json: str, state_dir: str, duckdb_path: str) -> DbtProject:
+    recon_vars = json.loads(config_json)
+    os.environ[DUCKDB_PATH_ENV] = duckdb_path
+    write_generated_files(DBT_PROJECT_DIR, recon_vars["recon"])
+    target = Path(state_dir) / "dbt" / "target"
+    target.mkdir(parents=True, exist_ok=True)
+    project = DbtProject(
+        project_dir=DBT_PROJECT_DIR,
+        target_path=target,
+        prepare_project_cli_args=["parse", "--quiet", "--vars", config_json],
+    )
+    project.prepare_if_dev()
+    stamp = target / "recon_prepared.sha256"
+    fingerprint = _fingerprint(config_json)
+    if not project.manifest_path.exists() or not stamp.exists() or stamp.read_text() != fingerprint:
+        project.preparer.prepare(project)
+        stamp.write_text(fingerprint)
+    return project
+
+
+def get_dbt_project(config: ReconConfig) -> DbtProject:
+    """The prepared DbtProject for this config: generated files written, manifest up to date."""
+    config_json = json.dumps(config.dbt_vars(), sort_keys=True)
+    return _project_for(config_json, str(config.state_dir), str(config.duckdb_path))
+
+
+def get_dbt_resource(config: ReconConfig) -> DbtCliResource:
+    """The dbt CLI resource for this config's project."""
+    return DbtCliResource(project_dir=get_dbt_project(config))

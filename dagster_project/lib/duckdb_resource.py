@@ -1,0 +1,45 @@
+"""A small Dagster resource that opens the project's DuckDB file.
+
+Every connection is set to UTC so that timestamp arithmetic never depends on the machine's zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file (creating its folder) with the session time zone set to UTC.
+
+    Args:
+        path: the database file.
+        read_only: open without taking the write lock (for analysts' queries and reports).
+
+    Returns:
+        An open connection; close it when done.
+    """
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("set TimeZone = 'UTC'")
+    return con
+
+
+class DuckDBResource(dg.ConfigurableResource):
+    """The reconciliation database (one DuckDB file by default)."""
+
+    database: str
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.database)
+        try:
+            yield con
+        finally:
+            con.close()

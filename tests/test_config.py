@@ -1,0 +1,127 @@
+"""The config loader: the demo config is valid; bad configs fail naming file, key and line."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dagster_project.lib.config import DEMO_CONFIG_PATH, ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recon.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+MINIMAL = """\
+version: 1
+project:
+  start_date: 2026-10-01
+  duckdb_path: {db}
+systems:
+  shop:
+    role: orders
+    path: /data/shop
+    streams:
+      orders:
+        format: jsonl
+        glob: "*.jsonl"
+        primary_key: id
+        fields:
+          order_id: id
+          status: state
+          currency: {{from: cur, transform: upper}}
+          total_amount: total
+          ordered_at: created
+          updated_at: updated
+"""
+
+
+def test_demo_config_is_valid_and_covers_every_role():
+    config = load_config(DEMO_CONFIG_PATH, env={})
+    assert set(config.roles) == {"orders", "payments", "invoices", "fulfillments", "customers"}
+    assert config.systems["psp"].streams["charges"].fields["amount"].unit == "minor"
+    assert config.rules.grace_hours["missing_invoice"] == 48
+    assert str(config.duckdb_path).endswith(".recon/recon.duckdb")
+
+
+def test_env_interpolation_with_default_and_override(tmp_path):
+    config = load_config(DEMO_CONFIG_PATH, env={"RECON_HOME": str(tmp_path / "h")})
+    assert config.duckdb_path == (tmp_path / "h" / "recon.duckdb").resolve()
+
+
+def test_missing_env_var_without_default_is_named(tmp_path):
+    path = write(tmp_path, MINIMAL.format(db="${NOPE_NOT_SET}/x.duckdb"))
+    with pytest.raises(ConfigError, match=r"project.duckdb_path: environment variable NOPE_NOT_SET"):
+        load_config(path, env={})
+
+
+def test_minimal_config_fills_defaults_and_unmapped_fields(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL.format(db=tmp_path / "x.duckdb")), env={})
+    fields = config.dbt_vars("2026-10-02")["recon"]["systems"]["shop"]["streams"]["orders"]["fields"]
+    assert fields["total_amount"]["type"] == "decimal"  # the canonical type by default
+    assert fields["line_count"] == {**fields["line_count"], "from": None, "value": None, "type": "integer"}
+    assert config.dbt_vars("2026-10-02")["as_of_date"] == "2026-10-02"
+    assert config.roles == {"orders": ["shop"]}
+
+
+@pytest.mark.parametrize(
+    ("replace", "expected"),
+    [
+        (("role: orders", "role: order"), r"systems.shop.role \(line 7\): Input should be 'orders'"),
+        (("total_amount: total", "total_amount: {from: total, unit: cents}"),
+         r"systems.shop.streams.orders.fields.total_amount.unit \(line \d+\).*'minor'.*cents"),
+        (("start_date: 2026-10-01", "start_date: 2026-13-01"), r"project.start_date \(line 3\)"),
+        (("          status: state\n", ""), r"needs field\(s\) \['status'\]"),
+        (("          status: state\n", "          colour: state\n"), r"unknown field\(s\) \['colour'\]"),
+        (("glob:", "globb:"), r"globb \(line \d+\): unknown key"),
+        (("total_amount: total", "total_amount: {from: total, value: '1'}"), r"exactly one of 'from'"),
+    ],
+)
+def test_bad_config_names_key_line_and_expectation(tmp_path, replace, expected):
+    text = MINIMAL.format(db=tmp_path / "x.duckdb").replace(*replace)
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    message = str(info.value)
+    assert str(path) in message
+    import re
+
+    assert re.search(expected, message, re.S), message
+
+
+def test_bad_rules_and_owners_are_named(tmp_path):
+    text = MINIMAL.format(db=tmp_path / "x.duckdb") + textwrap.dedent("""\
+        rules:
+          grace_hours: {missing_paymnt: 3}
+          fx_rates: [{from: EURO, to: USD, rate: 1.1}]
+        owners:
+          by_state: {PAYED: someone}
+        schedule: nope
+        """)
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env={})
+    message = str(info.value)
+    assert "rules.grace_hours (line 22): unknown diff type(s) ['missing_paymnt']" in message
+    assert "rules.fx_rates.0.from" in message and "3-letter ISO currency code" in message
+    assert "owners.by_state" in message and "PAYED" in message
+    assert "schedule (line 26): unknown key" in message
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("project: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_unknown_time_zone(tmp_path):
+    text = MINIMAL.format(db=tmp_path / "x.duckdb").replace(
+        "  duckdb_path:", "  schedule: {cron: '0 2 * * *', timezone: Mars/Olympus}\n  duckdb_path:")
+    with pytest.raises(ConfigError, match=r"project.schedule.timezone.*unknown time zone 'Mars/Olympus'"):
+        load_config(write(tmp_path, text), env={})
