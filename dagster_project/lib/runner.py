@@ -65,12 +65,13 @@ def run_days(config: ReconConfig, days: list[dt.date], config_path: str | None =
     """
     import time
 
-    from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
-    from dagster_project.definitions import build_definitions
-
     for day in days:
         if day < config.project.start_date:
             raise ValueError(f"{day} is before the configured start date {config.project.start_date}")
+
+    from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
+    from dagster_project.definitions import build_definitions
+
     dagster_home(config)
     instance = dg.DagsterInstance.get()
     definitions = build_definitions(str(config_path or config.source_file))

@@ -1,0 +1,443 @@
+"""DuckDB destination in the Airbyte "v2" raw layout, plus the ingestion bookkeeping tables.
+
+Owns:
+- ``raw_<system>.<stream>``: the source's columns (names as the source wrote them), then
+  ``_airbyte_raw_id`` VARCHAR (uuid), ``_airbyte_extracted_at`` TIMESTAMPTZ (sync time),
+  ``_airbyte_meta`` JSON (``{"sync_id": N, "changes": [...]}``), ``_airbyte_generation_id`` BIGINT,
+  ``_ab_source_file_url`` VARCHAR and ``_ab_source_file_last_modified`` TIMESTAMPTZ (the file's mtime,
+  UTC: the row's ``available_at``).
+- ``recon_meta.landed_files``, ``recon_meta.stream_state``, ``recon_meta.sync_runs``,
+  ``recon_meta.quarantine`` (see ``META_DDL``).
+
+Schema evolution: a column new to the table is added (older rows read NULL); a column absent from a
+batch lands NULL; a column whose type changed is widened to a type that holds both (integers to the
+wider integer, integer/float to DOUBLE, anything with JSON to JSON, otherwise VARCHAR), never
+dropped, and the change is written to the batch's ``_airbyte_meta.changes``.
+
+The caller owns the transaction (``ingestion.sync`` wraps one sync in one); nothing here commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from ingestion.protocol import (
+    FILE_MODIFIED_COLUMN,
+    FILE_URL_COLUMN,
+    AirbyteMessage,
+    RecordBatch,
+    Type,
+    quote_ident,
+)
+
+META_SCHEMA = "recon_meta"
+
+AIRBYTE_COLUMNS: list[tuple[str, str]] = [
+    ("_airbyte_raw_id", "VARCHAR"),
+    ("_airbyte_extracted_at", "TIMESTAMP WITH TIME ZONE"),
+    ("_airbyte_meta", "JSON"),
+    ("_airbyte_generation_id", "BIGINT"),
+    (FILE_URL_COLUMN, "VARCHAR"),
+    (FILE_MODIFIED_COLUMN, "TIMESTAMP WITH TIME ZONE"),
+]
+_RESERVED = {name.lower() for name, _ in AIRBYTE_COLUMNS}
+
+META_DDL: list[str] = [
+    f"CREATE SCHEMA IF NOT EXISTS {META_SCHEMA}",
+    f"CREATE SEQUENCE IF NOT EXISTS {META_SCHEMA}.sync_id_seq START 1",
+    f"""CREATE TABLE IF NOT EXISTS {META_SCHEMA}.landed_files (
+        system VARCHAR NOT NULL,
+        stream VARCHAR NOT NULL,
+        file_path VARCHAR NOT NULL,
+        file_modified_at TIMESTAMPTZ NOT NULL,
+        file_size BIGINT NOT NULL,
+        records_landed BIGINT NOT NULL,
+        records_quarantined BIGINT NOT NULL,
+        sync_id BIGINT NOT NULL,
+        landed_at TIMESTAMPTZ NOT NULL
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {META_SCHEMA}.stream_state (
+        system VARCHAR NOT NULL,
+        stream VARCHAR NOT NULL,
+        state JSON NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {META_SCHEMA}.sync_runs (
+        sync_id BIGINT NOT NULL,
+        system VARCHAR NOT NULL,
+        stream VARCHAR NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL,
+        finished_at TIMESTAMPTZ,
+        status VARCHAR NOT NULL,
+        files_seen BIGINT,
+        files_skipped BIGINT,
+        files_landed BIGINT,
+        files_failed BIGINT,
+        records_read BIGINT,
+        records_landed BIGINT,
+        records_quarantined BIGINT,
+        bytes BIGINT,
+        schema_changes JSON,
+        error VARCHAR
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {META_SCHEMA}.quarantine (
+        system VARCHAR NOT NULL,
+        stream VARCHAR NOT NULL,
+        file_path VARCHAR,
+        line_number BIGINT,
+        raw_record VARCHAR,
+        reason VARCHAR NOT NULL,
+        sync_id BIGINT NOT NULL,
+        quarantined_at TIMESTAMPTZ NOT NULL,
+        file_modified_at TIMESTAMPTZ
+    )""",
+]
+
+_INTS = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
+_UNSIGNED_AS = {"UTINYINT": "SMALLINT", "USMALLINT": "INTEGER", "UINTEGER": "BIGINT", "UBIGINT": "HUGEINT"}
+
+
+def supertype(current: str, incoming: str) -> str:
+    """The column type that stores values of both ``current`` and ``incoming`` without losing text.
+
+    Integers widen to the wider signed integer; integers and floats meet at DOUBLE; DATE and
+    TIMESTAMP at TIMESTAMP; anything with JSON at JSON (scalars stored as JSON values); the rest at
+    VARCHAR (each value's text).
+    """
+    a, b = current.upper(), incoming.upper()
+    if a == b:
+        return current
+    ia, ib = _UNSIGNED_AS.get(a, a), _UNSIGNED_AS.get(b, b)
+    if ia in _INTS and ib in _INTS:
+        wider = max(_INTS.index(ia), _INTS.index(ib))
+        return current if a == _INTS[wider] else _INTS[wider]
+    numeric = set(_INTS) | set(_UNSIGNED_AS) | {"FLOAT", "DOUBLE"}
+    if a in numeric and b in numeric:
+        return "DOUBLE"
+    if {a, b} == {"DATE", "TIMESTAMP"}:
+        return "TIMESTAMP"
+    if "JSON" in (a, b):
+        return "JSON"
+    return "VARCHAR"
+
+
+def _convert(expr: str, incoming: str, target: str) -> str:
+    if target.upper() == "JSON" and incoming.upper() != "JSON":
+        return f"to_json({expr})"
+    return f"CAST({expr} AS {target})"
+
+
+@dataclass
+class SyncContext:
+    """What every row of one sync shares."""
+
+    system: str
+    stream: str
+    sync_id: int
+    extracted_at: datetime
+    generation_id: int = 0
+
+
+@dataclass
+class WriteStats:
+    files_landed: int = 0
+    files_failed: int = 0
+    records_landed: int = 0
+    records_quarantined: int = 0
+    bytes: int = 0
+    schema_changes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    state: dict[str, Any] | None = None
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any] | None = None
+) -> list[tuple]:
+    # DuckDB 2.0: a result must be consumed before the connection runs its next statement.
+    return con.execute(sql, params or []).fetchall()
+
+
+class DuckDBDestination:
+    """Lands staged batches into ``raw_<system>.<stream>`` and keeps the ingestion bookkeeping."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    # ------------------------------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        """Create the ``recon_meta`` schema, its tables and the sync id sequence if missing."""
+        for ddl in META_DDL:
+            _run(self.con, ddl)
+
+    @staticmethod
+    def schema_name(system: str) -> str:
+        return f"raw_{system}"
+
+    def table_name(self, system: str, stream: str) -> str:
+        """``raw_<system>.<stream>``, quoted."""
+        return f"{quote_ident(self.schema_name(system))}.{quote_ident(stream)}"
+
+    # ------------------------------------------------------------------------------------ state
+
+    def read_state(self, system: str, stream: str) -> dict[str, Any]:
+        """The stream's saved state; rebuilt from ``landed_files`` if the state row is missing."""
+        rows = _run(
+            self.con,
+            f"SELECT state FROM {META_SCHEMA}.stream_state WHERE system = ? AND stream = ? "
+            f"ORDER BY updated_at DESC LIMIT 1",
+            [system, stream],
+        )
+        if rows:
+            return json.loads(rows[0][0])
+        landed = _run(
+            self.con,
+            f"SELECT file_path, file_size, file_modified_at FROM {META_SCHEMA}.landed_files "
+            f"WHERE system = ? AND stream = ? ORDER BY sync_id",
+            [system, stream],
+        )
+        if not landed:
+            return {}
+        return {
+            "history": {
+                path: {"size": size, "modified_at": modified.isoformat(), "status": "landed"}
+                for path, size, modified in landed
+            }
+        }
+
+    def write_state(self, system: str, stream: str, state: dict[str, Any], updated_at: datetime) -> None:
+        _run(
+            self.con,
+            f"DELETE FROM {META_SCHEMA}.stream_state WHERE system = ? AND stream = ?",
+            [system, stream],
+        )
+        _run(
+            self.con,
+            f"INSERT INTO {META_SCHEMA}.stream_state VALUES (?, ?, ?::JSON, ?)",
+            [system, stream, json.dumps(state, sort_keys=True, default=str), updated_at],
+        )
+
+    # ------------------------------------------------------------------------------------- runs
+
+    def start_run(self, system: str, stream: str, started_at: datetime) -> int:
+        """Record a run as ``running`` (committed at once, so a crash leaves a trace) and return its id."""
+        return int(
+            _run(
+                self.con,
+                f"INSERT INTO {META_SCHEMA}.sync_runs (sync_id, system, stream, started_at, status) "
+                f"VALUES (nextval('{META_SCHEMA}.sync_id_seq'), ?, ?, ?, 'running') RETURNING sync_id",
+                [system, stream, started_at],
+            )[0][0]
+        )
+
+    def finish_run(
+        self,
+        sync_id: int,
+        *,
+        status: str,
+        finished_at: datetime,
+        files_seen: int,
+        files_skipped: int,
+        stats: WriteStats,
+        records_read: int,
+        error: str | None = None,
+    ) -> None:
+        _run(
+            self.con,
+            f"UPDATE {META_SCHEMA}.sync_runs SET finished_at = ?, status = ?, files_seen = ?, "
+            f"files_skipped = ?, files_landed = ?, files_failed = ?, records_read = ?, records_landed = ?, "
+            f"records_quarantined = ?, bytes = ?, schema_changes = ?::JSON, error = ? WHERE sync_id = ?",
+            [
+                finished_at,
+                status,
+                files_seen,
+                files_skipped,
+                stats.files_landed,
+                stats.files_failed,
+                records_read,
+                stats.records_landed,
+                stats.records_quarantined,
+                stats.bytes,
+                json.dumps(stats.schema_changes),
+                error,
+                sync_id,
+            ],
+        )
+
+    def fail_run(self, sync_id: int, finished_at: datetime, error: str) -> None:
+        """Mark a run failed (after its transaction was rolled back: nothing of it was landed)."""
+        _run(
+            self.con,
+            f"UPDATE {META_SCHEMA}.sync_runs SET finished_at = ?, status = 'failed', error = ? WHERE sync_id = ?",
+            [finished_at, error, sync_id],
+        )
+
+    # ----------------------------------------------------------------------------------- writes
+
+    def write(self, ctx: SyncContext, messages: Iterable[AirbyteMessage]) -> WriteStats:
+        """Land every BATCH message and persist the last STATE message (inside the caller's transaction)."""
+        stats = WriteStats()
+        for m in messages:
+            if m.type == Type.BATCH and m.batch is not None:
+                self._land(ctx, m.batch, stats)
+            elif m.type == Type.STATE and m.state is not None:
+                stats.state = m.state.stream_state
+            elif m.type == Type.LOG and m.log is not None and m.log.level in ("WARN", "ERROR", "FATAL"):
+                stats.errors.append(m.log.message)
+            elif m.type == Type.RECORD:
+                # Row-at-a-time sources (REST, SQL) will buffer RECORDs into Arrow batches and land them
+                # through the same path as staged batches; not needed by the file-drop source.
+                raise NotImplementedError("RECORD messages are not landed yet; stage them as a BATCH")
+        if stats.state is not None:
+            self.write_state(ctx.system, ctx.stream, stats.state, ctx.extracted_at)
+        return stats
+
+    def ensure_table(self, ctx: SyncContext, columns: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Create ``raw_<system>.<stream>`` if missing; return its columns as (name, type)."""
+        schema = quote_ident(self.schema_name(ctx.system))
+        _run(self.con, f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        cols = [(self._target_name(n), t) for n, t in columns] + AIRBYTE_COLUMNS
+        body = ", ".join(f"{quote_ident(n)} {t}" for n, t in cols)
+        _run(self.con, f"CREATE TABLE IF NOT EXISTS {self.table_name(ctx.system, ctx.stream)} ({body})")
+        return [
+            (r[0], r[1])
+            for r in _run(
+                self.con,
+                "SELECT column_name, data_type FROM duckdb_columns() "
+                "WHERE schema_name = ? AND table_name = ? AND NOT internal ORDER BY column_index",
+                [self.schema_name(ctx.system), ctx.stream],
+            )
+        ]
+
+    @staticmethod
+    def _target_name(name: str) -> str:
+        # A source column named like one of ours keeps its data under a suffixed name.
+        return f"{name}_source" if name.lower() in _RESERVED else name
+
+    def _evolve(
+        self, ctx: SyncContext, batch: RecordBatch, existing: list[tuple[str, str]], stats: WriteStats
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Add new columns, widen changed ones; return the SELECT expressions and the row changes."""
+        assert batch.staged is not None
+        table = self.table_name(ctx.system, ctx.stream)
+        current = {n.lower(): (n, t) for n, t in existing}
+        selects: list[str] = []
+        changes: list[dict[str, Any]] = []
+        for name, incoming in batch.staged.columns:
+            target = self._target_name(name)
+            src = quote_ident(name)
+            if target != name:
+                changes.append(
+                    {"field": name, "change": "RENAMED", "reason": f"DESTINATION_RESERVED_NAME: {target}"}
+                )
+            if target.lower() not in current:
+                _run(self.con, f"ALTER TABLE {table} ADD COLUMN {quote_ident(target)} {incoming}")
+                current[target.lower()] = (target, incoming)
+                stats.schema_changes.append(f"{batch.source_url}: added column {target} {incoming}")
+                selects.append(f"{src} AS {quote_ident(target)}")
+                continue
+            col_name, col_type = current[target.lower()]
+            if col_type.upper() == incoming.upper():
+                selects.append(f"{src} AS {quote_ident(col_name)}")
+                continue
+            wide = supertype(col_type, incoming)
+            if wide.upper() != col_type.upper():
+                _run(
+                    self.con, f"ALTER TABLE {table} ALTER COLUMN {quote_ident(col_name)} SET DATA TYPE {wide}"
+                )
+                current[target.lower()] = (col_name, wide)
+                stats.schema_changes.append(
+                    f"{batch.source_url}: column {col_name} {col_type} widened to {wide} (file has {incoming})"
+                )
+            changes.append(
+                {
+                    "field": col_name,
+                    "change": "CAST",
+                    "reason": f"SOURCE_TYPE_CHANGED: {incoming} landed in a {wide} column",
+                }
+            )
+            selects.append(f"{_convert(src, incoming, wide)} AS {quote_ident(col_name)}")
+        return selects, changes
+
+    def _land(self, ctx: SyncContext, batch: RecordBatch, stats: WriteStats) -> None:
+        if batch.staged is None:
+            stats.files_failed += 1
+            stats.errors.append(f"{batch.source_url}: {batch.error}")
+            self._quarantine_file(ctx, batch)
+            return
+        staged = batch.staged
+        existing = self.ensure_table(ctx, staged.columns)
+        selects, changes = self._evolve(ctx, batch, existing, stats)
+        meta = json.dumps({"sync_id": ctx.sync_id, "changes": staged.changes + changes})
+        if staged.records:
+            _run(
+                self.con,
+                f"INSERT INTO {self.table_name(ctx.system, ctx.stream)} BY NAME SELECT "
+                + "".join(f"{s}, " for s in selects)
+                + "gen_random_uuid()::VARCHAR AS _airbyte_raw_id, "
+                "$extracted_at::TIMESTAMPTZ AS _airbyte_extracted_at, $meta::JSON AS _airbyte_meta, "
+                f"$generation::BIGINT AS _airbyte_generation_id, $url AS {FILE_URL_COLUMN}, "
+                f"$modified::TIMESTAMPTZ AS {FILE_MODIFIED_COLUMN} "
+                f"FROM temp.{quote_ident(staged.table)}",
+                {
+                    "extracted_at": ctx.extracted_at,
+                    "meta": meta,
+                    "generation": ctx.generation_id,
+                    "url": batch.source_url,
+                    "modified": batch.source_modified_at,
+                },
+            )
+        if staged.quarantine_table and staged.quarantined:
+            _run(
+                self.con,
+                f"INSERT INTO {META_SCHEMA}.quarantine SELECT ?, ?, ?, line_number, raw_record, reason, ?, ?, ? "
+                f"FROM temp.{quote_ident(staged.quarantine_table)} ORDER BY line_number",
+                [
+                    ctx.system,
+                    ctx.stream,
+                    batch.source_url,
+                    ctx.sync_id,
+                    ctx.extracted_at,
+                    batch.source_modified_at,
+                ],
+            )
+        _run(
+            self.con,
+            f"INSERT INTO {META_SCHEMA}.landed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ctx.system,
+                ctx.stream,
+                batch.source_url,
+                batch.source_modified_at,
+                batch.source_size,
+                staged.records,
+                staged.quarantined,
+                ctx.sync_id,
+                ctx.extracted_at,
+            ],
+        )
+        stats.files_landed += 1
+        stats.records_landed += staged.records
+        stats.records_quarantined += staged.quarantined
+        stats.bytes += batch.source_size
+
+    def _quarantine_file(self, ctx: SyncContext, batch: RecordBatch) -> None:
+        _run(
+            self.con,
+            f"INSERT INTO {META_SCHEMA}.quarantine VALUES (?, ?, ?, NULL, NULL, ?, ?, ?, ?)",
+            [
+                ctx.system,
+                ctx.stream,
+                batch.source_url,
+                batch.error or "unreadable file",
+                ctx.sync_id,
+                ctx.extracted_at,
+                batch.source_modified_at,
+            ],
+        )

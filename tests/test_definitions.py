@@ -1,0 +1,48 @@
+"""The Dagster definitions load, are wired together, and the schedule picks the previous day."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB, nightly_partition_key
+from dagster_project.definitions import build_definitions
+
+
+def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_config):
+    defs = build_definitions(str(demo_config.source_file))
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    for system, system_config in demo_config.systems.items():
+        for stream in system_config.streams:
+            assert f"raw/{system}/{stream}" in keys
+    assert {"fct_orders", "fct_order_diffs", "fct_system_freshness", "exceptions"} <= keys
+    assert "stg_psp__charges" in keys
+    job = defs.resolve_job_def(NIGHTLY_JOB)
+    assert job.partitions_def is not None
+    graph = defs.resolve_asset_graph()
+    # the dbt source of a stream is the ingestion asset: one connected lineage graph
+    parents = graph.get(dg.AssetKey("stg_psp__charges")).parent_keys
+    assert dg.AssetKey(["raw", "psp", "charges"]) in parents
+    assert dg.AssetKey("fct_order_diffs") in graph.get(dg.AssetKey("exceptions")).parent_keys
+
+
+def test_schedule_runs_the_previous_day_in_its_time_zone(demo_config):
+    defs = build_definitions(str(demo_config.source_file))
+    schedule = defs.resolve_schedule_def("nightly_reconciliation_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Europe/Amsterdam"
+    when = dt.datetime(2026, 10, 15, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    context = dg.build_schedule_context(scheduled_execution_time=when)
+    request = schedule.evaluate_tick(context).run_requests[0]
+    assert request.partition_key == "2026-10-14"
+    early = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 10, 1, 2, 0, tzinfo=dt.UTC))
+    assert schedule.evaluate_tick(early).skip_message
+
+
+def test_partition_key_uses_the_local_date():
+    # 00:30 UTC on the 15th is 01:30 in Amsterdam (winter): the run is for the 14th
+    assert nightly_partition_key(dt.datetime(2026, 11, 15, 0, 30, tzinfo=dt.UTC), "Europe/Amsterdam") == "2026-11-14"
+    # 23:30 UTC on the 14th is already the 15th in Tokyo
+    assert nightly_partition_key(dt.datetime(2026, 11, 14, 23, 30, tzinfo=dt.UTC), "Asia/Tokyo") == "2026-11-14"
