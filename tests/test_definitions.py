@@ -6,8 +6,8 @@ import datetime as dt
 
 import dagster as dg
 
-from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB, nightly_partition_key
 from dagster_project.definitions import build_definitions
+from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB, nightly_partition_key
 
 
 def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_config):

@@ -69,8 +69,8 @@ def run_days(config: ReconConfig, days: list[dt.date], config_path: str | None =
         if day < config.project.start_date:
             raise ValueError(f"{day} is before the configured start date {config.project.start_date}")
 
-    from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
     from dagster_project.definitions import build_definitions
+    from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
 
     dagster_home(config)
     instance = dg.DagsterInstance.get()

@@ -1,0 +1,6 @@
+"""Deterministic demo data for the order reconciliation platform (see generator.generate)."""
+
+from ingestion.demo.generator import GenerationSummary, generate
+from ingestion.demo.ground_truth import expected_diffs
+
+__all__ = ["GenerationSummary", "expected_diffs", "generate"]
