@@ -20,7 +20,7 @@ The caller owns the transaction (``ingestion.sync`` wraps one sync in one); noth
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,10 +31,14 @@ from ingestion.protocol import (
     FILE_MODIFIED_COLUMN,
     FILE_URL_COLUMN,
     AirbyteMessage,
+    ConfiguredAirbyteStream,
+    ConnectorError,
+    DestinationSyncMode,
     RecordBatch,
     Type,
     quote_ident,
 )
+from ingestion.record_batches import DEFAULT_BATCH_RECORDS, RecordStager
 
 META_SCHEMA = "recon_meta"
 
@@ -127,6 +131,21 @@ def supertype(current: str, incoming: str) -> str:
     return "VARCHAR"
 
 
+def _greater(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    try:
+        return b if b > a else a
+    except TypeError:
+        return b if str(b) > str(a) else a
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _convert(expr: str, incoming: str, target: str) -> str:
     if target.upper() == "JSON" and incoming.upper() != "JSON":
         return f"to_json({expr})"
@@ -154,6 +173,8 @@ class WriteStats:
     schema_changes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     state: dict[str, Any] | None = None
+    records_with_errors: int = 0
+    cursor_max: Any = None
 
 
 def _run(
@@ -290,12 +311,91 @@ class DuckDBDestination:
                 stats.state = m.state.stream_state
             elif m.type == Type.LOG and m.log is not None and m.log.level in ("WARN", "ERROR", "FATAL"):
                 stats.errors.append(m.log.message)
-            elif m.type == Type.RECORD:
-                # Row-at-a-time sources (REST, SQL) will buffer RECORDs into Arrow batches and land them
-                # through the same path as staged batches; not needed by the file-drop source.
-                raise NotImplementedError("RECORD messages are not landed yet; stage them as a BATCH")
+            elif m.type in (Type.RECORD, Type.INVALID):
+                raise TypeError("RECORD messages are landed by write_records (they need the stream's schema)")
         if stats.state is not None:
             self.write_state(ctx.system, ctx.stream, stats.state, ctx.extracted_at)
+        return stats
+
+    def write_records(
+        self,
+        ctx: SyncContext,
+        configured: ConfiguredAirbyteStream,
+        messages: Iterable[AirbyteMessage],
+        checkpoint: Callable[[dict[str, Any], WriteStats], None] | None = None,
+        *,
+        batch_records: int = DEFAULT_BATCH_RECORDS,
+        redact: Callable[[str], str] = str,
+    ) -> WriteStats:
+        """Land a row source's RECORD messages in bulk batches (inside the caller's transaction).
+
+        Records are buffered and landed every ``batch_records`` (see ``ingestion.record_batches``);
+        ``INVALID`` messages are quarantined with their reason. At each STATE message the buffer is
+        landed, deduplicated (append_dedup), and ``checkpoint(state, stats)`` is called: the caller
+        saves the state and commits data and state together there. Without ``checkpoint`` the last
+        state is only kept in ``stats.state``. A TRACE error raises ``ConnectorError`` after landing
+        nothing more (the caller rolls back what was not checkpointed).
+        """
+        stats = WriteStats()
+        stager = RecordStager(
+            self.con,
+            configured.stream.json_schema,
+            primary_key=configured.primary_key,
+            cursor_field=configured.cursor_field[0] if configured.cursor_field else None,
+            batch_records=batch_records,
+        )
+        dedup = configured.destination_sync_mode == DestinationSyncMode.APPEND_DEDUP
+        pk = [p[0] for p in configured.primary_key if p]
+        cursor = configured.cursor_field[0] if configured.cursor_field else None
+
+        def flush() -> None:
+            got = stager.stage()
+            if got is None:
+                return
+            staged, size = got
+            batch = RecordBatch(
+                stream=ctx.stream,
+                namespace=ctx.system,
+                source_url=f"sync://{ctx.sync_id}",
+                source_modified_at=ctx.extracted_at,
+                source_size=size,
+                staged=staged,
+                track_file=False,
+            )
+            try:
+                self._land(ctx, batch, stats)
+            finally:
+                for t in (staged.table, staged.quarantine_table):
+                    if t:
+                        _run(self.con, f"DROP TABLE IF EXISTS temp.{quote_ident(t)}")
+            stats.bytes += size
+            if staged.cursor_max is not None:
+                stats.cursor_max = _greater(stats.cursor_max, staged.cursor_max)
+
+        for m in messages:
+            if m.type == Type.RECORD and m.record is not None:
+                stager.add(m.record.data)
+                if stager.full:
+                    flush()
+            elif m.type == Type.INVALID and m.invalid is not None:
+                stager.add_invalid(m.invalid.raw, m.invalid.reason)
+            elif m.type == Type.STATE and m.state is not None:
+                flush()
+                if dedup:
+                    self.dedup(ctx, pk, cursor)
+                stats.state = m.state.stream_state
+                if checkpoint is not None:
+                    checkpoint(m.state.stream_state, stats)
+            elif m.type == Type.LOG and m.log is not None and m.log.level in ("WARN", "ERROR", "FATAL"):
+                stats.errors.append(redact(m.log.message))
+            elif m.type == Type.TRACE and m.trace is not None and m.trace.type == "ERROR":
+                raise ConnectorError(
+                    f"system {ctx.system!r}, stream {ctx.stream!r}: the connector reported "
+                    f"{m.trace.failure_type or 'an error'}: {redact(m.trace.message or m.trace.internal_message or '')}"
+                )
+        flush()
+        if dedup:
+            self.dedup(ctx, pk, cursor)
         return stats
 
     def ensure_table(self, ctx: SyncContext, columns: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -375,13 +475,26 @@ class DuckDBDestination:
         existing = self.ensure_table(ctx, staged.columns)
         selects, changes = self._evolve(ctx, batch, existing, stats)
         meta = json.dumps({"sync_id": ctx.sync_id, "changes": staged.changes + changes})
+        meta_expr = "$meta::JSON"
+        if staged.row_changes_column:
+            # Per-row changes (a JSON array text or NULL) appended to the batch's own changes.
+            col = quote_ident(staged.row_changes_column)
+            batch_changes = json.dumps(staged.changes + changes)
+            head = json.dumps({"sync_id": ctx.sync_id})[:-1] + ', "changes": '
+            joined = (
+                col if batch_changes == "[]" else f"{_sql_literal(batch_changes[:-1])} || ', ' || ltrim({col}, '[')"
+            )
+            meta_expr = (
+                f"CASE WHEN {col} IS NULL THEN $meta ELSE "
+                f"({_sql_literal(head)} || {joined} || '}}') END::JSON"
+            )
         if staged.records:
             _run(
                 self.con,
                 f"INSERT INTO {self.table_name(ctx.system, ctx.stream)} BY NAME SELECT "
                 + "".join(f"{s}, " for s in selects)
                 + "gen_random_uuid()::VARCHAR AS _airbyte_raw_id, "
-                "$extracted_at::TIMESTAMPTZ AS _airbyte_extracted_at, $meta::JSON AS _airbyte_meta, "
+                f"$extracted_at::TIMESTAMPTZ AS _airbyte_extracted_at, {meta_expr} AS _airbyte_meta, "
                 f"$generation::BIGINT AS _airbyte_generation_id, $url AS {FILE_URL_COLUMN}, "
                 f"$modified::TIMESTAMPTZ AS {FILE_MODIFIED_COLUMN} "
                 f"FROM temp.{quote_ident(staged.table)}",
@@ -407,25 +520,87 @@ class DuckDBDestination:
                     batch.source_modified_at,
                 ],
             )
-        _run(
-            self.con,
-            f"INSERT INTO {META_SCHEMA}.landed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                ctx.system,
-                ctx.stream,
-                batch.source_url,
-                batch.source_modified_at,
-                batch.source_size,
-                staged.records,
-                staged.quarantined,
-                ctx.sync_id,
-                ctx.extracted_at,
-            ],
-        )
-        stats.files_landed += 1
+        if batch.track_file:
+            self.record_landed(
+                ctx, batch.source_url, batch.source_modified_at, batch.source_size, staged.records, staged.quarantined
+            )
+            stats.files_landed += 1
+        stats.records_with_errors += staged.records_with_errors
         stats.records_landed += staged.records
         stats.records_quarantined += staged.quarantined
         stats.bytes += batch.source_size
+
+    def record_landed(
+        self,
+        ctx: SyncContext,
+        url: str,
+        modified_at: datetime | None,
+        size: int,
+        records: int,
+        quarantined: int,
+    ) -> None:
+        """Add a ``recon_meta.landed_files`` row: a file landed, or (``sync://<id>``) a record sync
+        succeeded; ``file_modified_at`` is what the freshness rules read."""
+        _run(
+            self.con,
+            f"INSERT INTO {META_SCHEMA}.landed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [ctx.system, ctx.stream, url, modified_at, size, records, quarantined, ctx.sync_id, ctx.extracted_at],
+        )
+
+    def table_exists(self, system: str, stream: str) -> bool:
+        return bool(
+            _run(
+                self.con,
+                "SELECT 1 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                [self.schema_name(system), stream],
+            )
+        )
+
+    def max_generation(self, system: str, stream: str) -> int:
+        """The newest ``_airbyte_generation_id`` landed for the stream (-1 if none)."""
+        if not self.table_exists(system, stream):
+            return -1
+        got = _run(self.con, f"SELECT max(_airbyte_generation_id) FROM {self.table_name(system, stream)}")
+        return -1 if got[0][0] is None else int(got[0][0])
+
+    def drop_older_generations(self, ctx: SyncContext) -> int:
+        """Overwrite: delete every row of an older generation than this sync's (same transaction)."""
+        if not self.table_exists(ctx.system, ctx.stream):
+            return 0
+        return int(
+            _run(
+                self.con,
+                f"DELETE FROM {self.table_name(ctx.system, ctx.stream)} WHERE _airbyte_generation_id < ?",
+                [ctx.generation_id],
+            )[0][0]
+        )
+
+    def dedup(self, ctx: SyncContext, primary_key: list[str], cursor_field: str | None) -> int:
+        """Append + dedup: keep one row per primary key, the one with the greatest cursor (then the
+        latest extracted, then the last landed). Only keys this sync touched are looked at, so the
+        cost follows the sync's size, not the table's."""
+        if not primary_key or not self.table_exists(ctx.system, ctx.stream):
+            return 0
+        table = self.table_name(ctx.system, ctx.stream)
+        columns = {c.lower(): c for c, _ in self.ensure_table(ctx, [])}
+        pk = [quote_ident(columns[k.lower()]) for k in primary_key if k.lower() in columns]
+        if len(pk) != len(primary_key):
+            return 0
+        order = []
+        if cursor_field and cursor_field.lower() in columns:
+            order.append(f"{quote_ident(columns[cursor_field.lower()])} DESC NULLS LAST")
+        order += ["_airbyte_extracted_at DESC", "rowid DESC"]
+        keys = ", ".join(pk)
+        return int(
+            _run(
+                self.con,
+                f"DELETE FROM {table} WHERE _airbyte_raw_id IN (SELECT _airbyte_raw_id FROM ("
+                f"SELECT _airbyte_raw_id, row_number() OVER (PARTITION BY {keys} ORDER BY {', '.join(order)}) AS _rn "
+                f"FROM {table} SEMI JOIN (SELECT DISTINCT {keys} FROM {table} WHERE _airbyte_extracted_at = ?) "
+                f"AS _touched USING ({keys})) WHERE _rn > 1)",
+                [ctx.extracted_at],
+            )[0][0]
+        )
 
     def _quarantine_file(self, ctx: SyncContext, batch: RecordBatch) -> None:
         _run(

@@ -6,6 +6,11 @@ a source declares a ``ConnectorSpecification``, answers ``check`` with an ``Airb
 LOG, TRACE). Dicts produced by ``to_dict`` and read by ``from_dict`` use the protocol's JSON field names,
 so catalogs and states can be saved as fixtures or exchanged with real Airbyte connectors later.
 
+Row-at-a-time sources (REST API, SQL databases, external Airbyte connectors run by command) emit
+RECORD messages; the destination buffers them and lands them in bulk (one Arrow column of JSON text per
+buffer, typed with set-based SQL), never row by row. ``parse_message`` reads one line of an Airbyte
+connector's stdout; ``message_to_dict`` writes one.
+
 Extension (``Type.BATCH``): sources that can read their input with DuckDB (files: CSV, JSONL, Parquet)
 do not emit one RECORD message per row. They stage a whole batch inside the destination's DuckDB
 connection (a temporary table) and emit one ``RecordBatch`` describing it; the destination then
@@ -14,6 +19,7 @@ lands it with set-based SQL. Row-at-a-time sources (REST, later) keep emitting R
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -46,6 +52,7 @@ class Type(StrEnum):
     CATALOG = "CATALOG"
     TRACE = "TRACE"
     BATCH = "BATCH"  # extension: a batch staged inside the destination's database
+    INVALID = "INVALID"  # extension: input that could not become a record (quarantined)
 
 
 class SyncMode(StrEnum):
@@ -243,6 +250,29 @@ class AirbyteLogMessage:
 
 
 @dataclass
+class AirbyteTraceMessage:
+    """A TRACE message; this project uses ``type == "ERROR"`` (a connector's failure report)."""
+
+    type: str  # ERROR, ESTIMATE, STREAM_STATUS, ANALYTICS
+    message: str | None = None
+    internal_message: str | None = None
+    failure_type: str | None = None  # system_error, config_error, transient_error
+    stream: str | None = None
+
+
+@dataclass
+class InvalidRecord:
+    """Input a row source could not turn into a record (malformed line, not an object, ...).
+
+    Extension: the destination quarantines it with its reason, so records read = landed + quarantined.
+    """
+
+    stream: str | None
+    raw: str
+    reason: str
+
+
+@dataclass
 class StagedBatch:
     """A batch a source has already read into a temporary table of the destination's connection.
 
@@ -258,6 +288,10 @@ class StagedBatch:
     quarantined: int = 0
     changes: list[dict[str, Any]] = field(default_factory=list)  # for ``_airbyte_meta.changes``
     cursor_max: Any = None
+    # Optional VARCHAR column of ``table`` (not in ``columns``) holding each row's own
+    # ``_airbyte_meta.changes`` as a JSON array text, or NULL (record batches: type errors per value).
+    row_changes_column: str | None = None
+    records_with_errors: int = 0
 
     @property
     def records_read(self) -> int:
@@ -279,6 +313,9 @@ class RecordBatch:
     source_size: int
     staged: StagedBatch | None = None
     error: str | None = None
+    # File batches add a ``recon_meta.landed_files`` row each; record batches do not (the sync adds
+    # one ``sync://<sync_id>`` row when it succeeds).
+    track_file: bool = True
 
 
 @dataclass
@@ -288,6 +325,118 @@ class AirbyteMessage:
     state: AirbyteStateMessage | None = None
     log: AirbyteLogMessage | None = None
     batch: RecordBatch | None = None
+    trace: AirbyteTraceMessage | None = None
+    invalid: InvalidRecord | None = None
+
+
+def record_message(stream: str, data: dict[str, Any], emitted_at: int, namespace: str | None = None) -> AirbyteMessage:
+    return AirbyteMessage(type=Type.RECORD, record=AirbyteRecordMessage(stream, data, emitted_at, namespace))
+
+
+def state_message(stream: str, state: dict[str, Any], namespace: str | None = None) -> AirbyteMessage:
+    return AirbyteMessage(type=Type.STATE, state=AirbyteStateMessage(stream, state, namespace))
+
+
+def log_message(level: str, message: str) -> AirbyteMessage:
+    return AirbyteMessage(type=Type.LOG, log=AirbyteLogMessage(level=level, message=message))
+
+
+def parse_message(line: str | bytes, default_stream: str | None = None) -> AirbyteMessage:
+    """One line of a connector's stdout as a message; anything that is not one becomes ``INVALID``.
+
+    A line that is not JSON, not an object, or a RECORD without an object ``data`` is returned as a
+    message with ``invalid`` set (the destination quarantines it); a line of another message type this
+    project does not use (SPEC, CATALOG, CONNECTION_STATUS, CONTROL) becomes a DEBUG log line.
+    """
+    try:
+        d = _loads(line)
+    except ValueError as e:
+        return _invalid(default_stream, line, f"malformed message line: {e}")
+    if not isinstance(d, dict):
+        return _invalid(default_stream, line, "message line is not a JSON object")
+    kind = d.get("type")
+    if kind == "RECORD":
+        r = d.get("record")
+        if not isinstance(r, dict) or not isinstance(r.get("data"), dict):
+            stream = r.get("stream") if isinstance(r, dict) else None
+            return _invalid(stream or default_stream, line, "RECORD message without an object 'data'")
+        return AirbyteMessage(
+            type=Type.RECORD,
+            record=AirbyteRecordMessage(
+                stream=r.get("stream") or default_stream or "",
+                data=r["data"],
+                emitted_at=int(r.get("emitted_at") or 0),
+                namespace=r.get("namespace"),
+            ),
+        )
+    if kind == "STATE":
+        st = d.get("state") or {}
+        if st.get("type") == "STREAM" or "stream" in st:
+            try:
+                return AirbyteMessage(type=Type.STATE, state=AirbyteStateMessage.from_dict(st))
+            except (KeyError, TypeError):
+                pass
+        if "data" in st:  # legacy state: one blob for the whole source
+            return AirbyteMessage(
+                type=Type.STATE, state=AirbyteStateMessage(default_stream or "", dict(st["data"] or {}))
+            )
+        return log_message("WARN", f"ignored a STATE message of an unsupported shape: {str(st)[:200]}")
+    if kind == "LOG":
+        log = d.get("log") or {}
+        return log_message(str(log.get("level", "INFO")), str(log.get("message", "")))
+    if kind == "TRACE":
+        t = d.get("trace") or {}
+        err = t.get("error") or {}
+        status = t.get("stream_status") or {}
+        return AirbyteMessage(
+            type=Type.TRACE,
+            trace=AirbyteTraceMessage(
+                type=str(t.get("type", "")),
+                message=err.get("message"),
+                internal_message=err.get("internal_message"),
+                failure_type=err.get("failure_type"),
+                stream=((status.get("stream_descriptor") or {}).get("name")),
+            ),
+        )
+    return log_message("DEBUG", f"{kind} message")
+
+
+def message_to_dict(m: AirbyteMessage) -> dict[str, Any]:
+    """A message in the protocol's JSON shape (RECORD, STATE, LOG, TRACE)."""
+    if m.type == Type.RECORD and m.record is not None:
+        rec: dict[str, Any] = {"stream": m.record.stream, "data": m.record.data, "emitted_at": m.record.emitted_at}
+        if m.record.namespace is not None:
+            rec["namespace"] = m.record.namespace
+        return {"type": "RECORD", "record": rec}
+    if m.type == Type.STATE and m.state is not None:
+        return {"type": "STATE", "state": m.state.to_dict()}
+    if m.type == Type.LOG and m.log is not None:
+        return {"type": "LOG", "log": {"level": m.log.level, "message": m.log.message}}
+    if m.type == Type.TRACE and m.trace is not None:
+        return {
+            "type": "TRACE",
+            "trace": {
+                "type": m.trace.type,
+                "emitted_at": 0,
+                "error": {"message": m.trace.message, "failure_type": m.trace.failure_type},
+            },
+        }
+    raise ValueError(f"cannot serialise a {m.type} message")
+
+
+def _invalid(stream: str | None, line: str | bytes, reason: str) -> AirbyteMessage:
+    raw = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    return AirbyteMessage(type=Type.INVALID, invalid=InvalidRecord(stream, raw.rstrip("\n"), reason))
+
+
+try:  # orjson parses connector output several times faster; the stdlib is the fallback
+    import orjson
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover
+    import json
+
+    _loads = json.loads
 
 
 class Source(Protocol):
@@ -298,3 +447,11 @@ class Source(Protocol):
     def check(self, config: dict[str, Any]) -> AirbyteConnectionStatus: ...
 
     def discover(self, config: dict[str, Any]) -> AirbyteCatalog: ...
+
+
+class RowSource(Source, Protocol):
+    """A source that emits RECORD/STATE/LOG/TRACE messages (the Airbyte ``read`` command)."""
+
+    def read(
+        self, config: dict[str, Any], catalog: ConfiguredAirbyteCatalog, state: dict[str, dict[str, Any]] | None
+    ) -> Iterator[AirbyteMessage]: ...

@@ -45,12 +45,12 @@ def test_demo_config_is_valid_and_covers_every_role():
     assert set(config.roles) == {"orders", "payments", "invoices", "fulfillments", "customers"}
     assert config.systems["psp"].streams["charges"].fields["amount"].unit == "minor"
     assert config.rules.grace_hours["missing_invoice"] == 48
-    assert str(config.duckdb_path).endswith(".recon/recon.duckdb")
+    assert str(config.duckdb_path).endswith(".recon/warehouse.duckdb")
 
 
 def test_env_interpolation_with_default_and_override(tmp_path):
     config = load_config(DEMO_CONFIG_PATH, env={"RECON_HOME": str(tmp_path / "h")})
-    assert config.duckdb_path == (tmp_path / "h" / "recon.duckdb").resolve()
+    assert config.duckdb_path == (tmp_path / "h" / "warehouse.duckdb").resolve()
 
 
 def test_missing_env_var_without_default_is_named(tmp_path):
@@ -125,3 +125,9 @@ def test_unknown_time_zone(tmp_path):
         "  duckdb_path:", "  schedule: {cron: '0 2 * * *', timezone: Mars/Olympus}\n  duckdb_path:")
     with pytest.raises(ConfigError, match=r"project.schedule.timezone.*unknown time zone 'Mars/Olympus'"):
         load_config(write(tmp_path, text), env={})
+
+
+def test_database_file_named_like_a_schema_is_rejected(tmp_path):
+    path = write(tmp_path, MINIMAL.format(db=tmp_path / "marts.duckdb"))
+    with pytest.raises(ConfigError, match=r"file name 'marts' clashes with the schema 'marts'"):
+        load_config(path, env={})

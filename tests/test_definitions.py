@@ -16,15 +16,15 @@ def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_
     for system, system_config in demo_config.systems.items():
         for stream in system_config.streams:
             assert f"raw/{system}/{stream}" in keys
-    assert {"fct_orders", "fct_order_diffs", "fct_system_freshness", "exceptions"} <= keys
-    assert "stg_psp__charges" in keys
+    assert {"marts/fct_orders", "marts/fct_order_diffs", "marts/fct_system_freshness", "exceptions"} <= keys
+    assert "staging/stg_psp__charges" in keys
     job = defs.resolve_job_def(NIGHTLY_JOB)
     assert job.partitions_def is not None
     graph = defs.resolve_asset_graph()
     # the dbt source of a stream is the ingestion asset: one connected lineage graph
-    parents = graph.get(dg.AssetKey("stg_psp__charges")).parent_keys
+    parents = graph.get(dg.AssetKey(["staging", "stg_psp__charges"])).parent_keys
     assert dg.AssetKey(["raw", "psp", "charges"]) in parents
-    assert dg.AssetKey("fct_order_diffs") in graph.get(dg.AssetKey("exceptions")).parent_keys
+    assert dg.AssetKey(["marts", "fct_order_diffs"]) in graph.get(dg.AssetKey("exceptions")).parent_keys
 
 
 def test_schedule_runs_the_previous_day_in_its_time_zone(demo_config):
@@ -33,11 +33,12 @@ def test_schedule_runs_the_previous_day_in_its_time_zone(demo_config):
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "Europe/Amsterdam"
     when = dt.datetime(2026, 10, 15, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
-    context = dg.build_schedule_context(scheduled_execution_time=when)
+    repo = defs.get_repository_def()
+    context = dg.build_schedule_context(scheduled_execution_time=when, repository_def=repo)
     request = schedule.evaluate_tick(context).run_requests[0]
     assert request.partition_key == "2026-10-14"
     early = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 10, 1, 2, 0, tzinfo=dt.UTC))
+        scheduled_execution_time=dt.datetime(2026, 10, 1, 2, 0, tzinfo=dt.UTC), repository_def=repo)
     assert schedule.evaluate_tick(early).skip_message
 
 

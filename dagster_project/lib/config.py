@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dagster_project.lib.config_exceptions import NotificationsConfig, RoutingConfig, SlaConfig
+
 DEMO_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 CONFIG_ENV_VAR = "RECON_CONFIG"
 
@@ -173,7 +175,7 @@ class StreamConfig(_Strict):
     """One stream of a source system (a folder of files for the file-drop connector)."""
 
     format: Literal["csv", "jsonl", "parquet"] = "csv"
-    glob: str
+    glob: str | None = None  # file_drop only (required there)
     primary_key: list[str]
     cursor_field: str | None = None
     csv_delimiter: str = ","
@@ -193,14 +195,33 @@ class StreamConfig(_Strict):
 
 
 class SystemConfig(_Strict):
-    """A source system: the role it plays, how to reach it and how its streams map."""
+    """A source system: the role it plays, how to reach it and how its streams map.
+
+    ``connector`` picks the ingestion connector (see ``ingestion/connectors.py`` and docs/ingestion.md):
+    ``file_drop`` reads ``path`` + each stream's ``glob``; the others take ``options``, validated by the
+    connector's own spec at load time (secrets only as ``{env: VARIABLE_NAME}``).
+    """
 
     role: Role
     description: str = ""
-    connector: Literal["file_drop"] = "file_drop"
-    path: str
+    connector: Literal["file_drop", "rest_api", "sql", "airbyte_command", "airbyte_api"] = "file_drop"
+    path: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
     freshness_hours: float = Field(default=24.0, gt=0)
     streams: dict[str, StreamConfig]
+
+    @model_validator(mode="after")
+    def _connector_options(self) -> SystemConfig:
+        if self.connector == "file_drop":
+            if not self.path:
+                raise ValueError("connector file_drop needs 'path' (the folder the files are dropped in)")
+            no_glob = sorted(n for n, s in self.streams.items() if not s.glob)
+            if no_glob:
+                raise ValueError(f"connector file_drop needs 'glob' in stream(s) {no_glob}")
+        from ingestion.connectors import validate_options  # the connector's own spec
+
+        validate_options(None, self.connector, self.options, sorted(self.streams))
+        return self
 
     @model_validator(mode="after")
     def _fields_match_role(self) -> SystemConfig:
@@ -240,7 +261,7 @@ class ScheduleConfig(_Strict):
 
 class ProjectConfig(_Strict):
     name: str = "recon"
-    duckdb_path: str = ".recon/recon.duckdb"
+    duckdb_path: str = ".recon/warehouse.duckdb"
     state_dir: str = ".recon"
     start_date: dt.date
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
@@ -339,6 +360,9 @@ class ReconConfig(_Strict):
     systems: dict[str, SystemConfig]
     rules: RulesConfig = Field(default_factory=RulesConfig)
     owners: OwnersConfig = Field(default_factory=OwnersConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    sla: SlaConfig = Field(default_factory=SlaConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     source_file: Path | None = Field(default=None, exclude=True)
 
     @field_validator("systems")
@@ -353,6 +377,21 @@ class ReconConfig(_Strict):
                 if not re.fullmatch(r"[a-z][a-z0-9_]*", stream):
                     raise ValueError(f"stream name '{name}.{stream}' must be lower-case letters, digits and '_'")
         return value
+
+    @model_validator(mode="after")
+    def _database_name_is_not_a_schema(self) -> ReconConfig:
+        # DuckDB names the catalog after the file; a catalog named like a schema makes every
+        # unqualified reference to that schema ambiguous.
+        stem = Path(self.project.duckdb_path).stem
+        reserved = {"recon", "recon_meta", "staging", "intermediate", "marts", "main"} | {
+            f"raw_{name}" for name in self.systems
+        }
+        if stem in reserved:
+            raise ValueError(
+                f"project.duckdb_path: the file name '{stem}' clashes with the schema '{stem}'; "
+                "choose another file name, e.g. warehouse.duckdb"
+            )
+        return self
 
     # ---- derived values -------------------------------------------------------------------------
 

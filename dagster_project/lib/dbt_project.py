@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from dagster_project.lib.dbt_codegen import write_generated_files
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DUCKDB_PATH_ENV = "RECON_DUCKDB_PATH"
+AS_OF_DATE_ENV = "RECON_AS_OF_DATE"
 _HASHED_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md"}
 
 
@@ -41,12 +44,20 @@ def _fingerprint(vars_json: str) -> str:
 def set_dbt_env(config: ReconConfig) -> None:
     """Point the dbt profile at this config's DuckDB file (profiles.yml reads the env var)."""
     os.environ[DUCKDB_PATH_ENV] = str(config.duckdb_path)
+    _dbt_on_path()
+
+
+def _dbt_on_path() -> None:
+    # `.venv/bin/recon` or `.venv/bin/pytest` may run without the venv on PATH; dbt lives beside Python.
+    if shutil.which("dbt") is None:
+        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 @cache
 def _project_for(config_json: str, state_dir: str, duckdb_path: str) -> DbtProject:
     recon_vars = json.loads(config_json)
     os.environ[DUCKDB_PATH_ENV] = duckdb_path
+    _dbt_on_path()
     write_generated_files(DBT_PROJECT_DIR, recon_vars["recon"])
     target = Path(state_dir) / "dbt" / "target"
     target.mkdir(parents=True, exist_ok=True)

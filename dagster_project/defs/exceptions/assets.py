@@ -1,6 +1,5 @@
 """Exceptions: each day's diffs become owned, SLA'd exceptions with an audit trail."""
 
-from __future__ import annotations
 
 import datetime as dt
 
@@ -29,9 +28,10 @@ def build_defs(config: ReconConfig) -> dg.Definitions:
     @dg.asset(
         key=["exceptions"],
         group_name="exceptions",
-        deps=[dg.AssetKey("fct_order_diffs"), dg.AssetKey("fct_system_freshness")],
+        deps=[dg.AssetKey(["marts", "fct_order_diffs"]), dg.AssetKey(["marts", "fct_system_freshness"])],
         partitions_def=daily_partitions(config),
         kinds={"duckdb", "python"},
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         owners=["team:revenue-ops"],
         metadata={"table": f"{SCHEMA}.exceptions", "events_table": f"{SCHEMA}.exception_events"},
     )

@@ -1,8 +1,8 @@
 """Reconciliation: the dbt models (staging, canonical orders, diffs) as Dagster assets."""
 
-from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -10,7 +10,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.dbt_project import get_dbt_project, set_dbt_env
+from dagster_project.lib.dbt_project import AS_OF_DATE_ENV, get_dbt_project, set_dbt_env
 from dagster_project.lib.partitions import daily_partitions
 
 
@@ -35,26 +35,32 @@ class DbtRunConfig(dg.Config):
     full_refresh: bool = False
 
 
-def build_dbt_assets(config: ReconConfig) -> dg.AssetsDefinition:
-    project = get_dbt_project(config)
+def build_dbt_assets(recon_config: ReconConfig) -> dg.AssetsDefinition:
+    project = get_dbt_project(recon_config)
 
     @dbt_assets(
         manifest=project.manifest_path,
         project=project,
         name="recon_dbt_models",
-        partitions_def=daily_partitions(config),
+        # One as-of day per run: days are reconciled in order, never as one range.
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+        partitions_def=daily_partitions(recon_config),
         dagster_dbt_translator=ReconDbtTranslator(
             settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
         ),
     )
     def recon_dbt_models(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, run_config: DbtRunConfig
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtRunConfig
     ) -> Iterator[Any]:
         """Build staging, the canonical order table and the diff history as of the partition's day."""
         as_of = context.partition_key
-        set_dbt_env(config)
-        args = ["build", "--vars", json.dumps(config.dbt_vars(as_of))]
-        if run_config.full_refresh:
+        set_dbt_env(recon_config)
+        # The day travels in the environment, so --vars (and dbt's partial parse) stay the same every night.
+        os.environ[AS_OF_DATE_ENV] = as_of
+        # Unit tests check the rules' SQL in CI (tests/test_dbt_models.py), not on every night's data.
+        args = ["build", "--vars", json.dumps(recon_config.dbt_vars(), sort_keys=True),
+                "--exclude", "test_type:unit"]
+        if config.full_refresh:
             args.append("--full-refresh")
         yield from dbt.cli(args, context=context).stream()
 

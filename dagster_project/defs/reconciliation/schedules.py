@@ -1,6 +1,5 @@
 """The nightly reconciliation job and its schedule."""
 
-from __future__ import annotations
 
 import datetime as dt
 
@@ -12,7 +11,7 @@ from dagster_project.lib.partitions import daily_partitions
 NIGHTLY_JOB = "nightly_reconciliation"
 
 
-def build_nightly_job(config: ReconConfig) -> dg.UnresolvedAssetJobDefinition:
+def build_nightly_job(config: ReconConfig):
     """Land every stream, build the dbt models and sync exceptions for one as-of day."""
     return dg.define_asset_job(
         NIGHTLY_JOB,

@@ -1,0 +1,81 @@
+{#
+  The body of a generated staging model stg_<system>__<stream>: selects the raw Airbyte table
+  raw_<system>.<stream> and renders it into the lineage columns plus the canonical columns of the
+  system's role, following the stream's `fields` mapping from var recon.systems:
+    from       `col` (plain column) or `col.a.b` (column holding JSON, at path $.a.b); value: a constant
+    type       string | decimal | integer | timestamp | json_array_length | boolean
+    unit       minor: divide by the currency's minor-unit factor (uses the row's canonical currency)
+    sign       abs | negate
+    formats    timestamp patterns (strptime / epoch_seconds / epoch_millis); timezone for naive text
+    values     case-insensitive vocabulary map; unmapped words kept lower-cased unless `default`
+    transform  upper | lower | trim
+  Casts go through text where the raw type is unknown (CSV varchar, JSONL json/varchar, Parquet native),
+  using the raw column types when the relation exists. Empty strings are NULL. Only renaming, casting
+  and unit conversion: no joins, no aggregation. An unmapped canonical column is a typed NULL
+  (`kind` defaults to charge / invoice / shipment for payments / invoices / fulfillments).
+#}
+{% macro stage_stream(system, stream) -%}
+    {%- set cfg = recon_config() -%}
+    {%- if system not in cfg.systems or stream not in (cfg.systems[system].get('streams') or {}) -%}
+        {{ exceptions.raise_compiler_error("stage_stream: stream '" ~ system ~ "." ~ stream ~ "' is not in var recon.systems (regenerate the staging models)") }}
+    {%- endif -%}
+    {%- set role = cfg.systems[system].role -%}
+    {%- set fields = cfg.systems[system].streams[stream].get('fields') or {} -%}
+    {%- set relation = source('raw_' ~ system, stream) -%}
+    {%- set types = {} -%}
+    {%- if execute -%}
+        {%- set found = load_relation(relation) -%}
+        {%- if found is not none -%}
+            {%- for column in adapter.get_columns_in_relation(found) -%}
+                {%- do types.update({column.name | lower: column.dtype | lower}) -%}
+            {%- endfor -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- set kind_defaults = {'payments': 'charge', 'invoices': 'invoice', 'fulfillments': 'shipment'} -%}
+    {%- set rendered = {} -%}
+    {#- currency first: `unit: minor` amounts need the row's canonical currency -#}
+    {%- set names = [] -%}
+    {%- for name, type in role_columns(role) -%}{%- if name == 'currency' -%}{%- do names.insert(0, (name, type)) -%}{%- else -%}{%- do names.append((name, type)) -%}{%- endif -%}{%- endfor -%}
+    {%- for name, canonical_type in names -%}
+        {%- set spec = fields.get(name) -%}
+        {%- if spec is string -%}{%- set spec = {'from': spec} -%}{%- endif -%}
+        {%- if spec is none and name == 'kind' and role in kind_defaults -%}{%- set spec = {'value': kind_defaults[role]} -%}{%- endif -%}
+        {%- if spec is none -%}
+            {%- do rendered.update({name: 'cast(null as ' ~ canonical_type ~ ')'}) -%}
+        {%- else -%}
+            {%- do rendered.update({name: 'cast(' ~ stage_field_expression(system, stream, name, spec, types, rendered.get('currency')) ~ ' as ' ~ canonical_type ~ ')'}) -%}
+        {%- endif -%}
+    {%- endfor -%}
+with
+
+source as (
+
+    select * from {{ relation }}
+
+),
+
+renamed as (
+
+    select
+        -- lineage
+        {{ recon_literal(system) }} as source_system,
+        {{ recon_literal(stream) }} as source_stream,
+        cast(_airbyte_raw_id as varchar) as _airbyte_raw_id,
+        {{ to_utc_timestamp('_airbyte_extracted_at') }} as _airbyte_extracted_at,
+        {%- if not types or '_ab_source_file_last_modified' in types %}
+        {{ to_utc_timestamp('_ab_source_file_last_modified') }} as available_at,
+        {%- else %}
+        cast(null as timestamp) as available_at,
+        {%- endif %}
+
+        -- canonical {{ role }} columns
+        {%- for name, canonical_type in role_columns(role) %}
+        {{ rendered[name] }} as {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+
+    from source
+
+)
+
+select * from renamed
+{%- endmacro %}

@@ -1,0 +1,126 @@
+-- Freshness of each configured system as of D: the latest evidence that it delivered (file landed or
+-- row updated before cutoff(D)) and whether that is older than its freshness_hours.
+{{ config(materialized='table') }}
+
+{%- set cfg = recon_config() %}
+
+with
+
+landed_files as (
+
+    select * from {{ source('recon_meta', 'landed_files') }}
+
+),
+
+orders as (
+
+    select source_system, updated_at from {{ ref('int_orders_current') }}
+
+),
+
+payments as (
+
+    select source_system, updated_at from {{ ref('int_payments_current') }}
+
+),
+
+invoices as (
+
+    select source_system, updated_at from {{ ref('int_invoices_current') }}
+
+),
+
+fulfillments as (
+
+    select source_system, updated_at from {{ ref('int_fulfillments_current') }}
+
+),
+
+customers as (
+
+    select source_system, updated_at from {{ ref('int_customers_current') }}
+
+),
+
+configured_systems as (
+
+    {%- for system in cfg.systems.keys() | sort %}
+    {%- set hours = cfg.systems[system].get('freshness_hours') %}
+    select
+        {{ recon_literal(system) }} as system,
+        {{ recon_literal(cfg.systems[system].get('role')) }} as role,
+        cast({{ hours if hours is not none else 'null' }} as integer) as freshness_hours,
+        {{ as_of_cutoff(hours) if hours is not none else 'cast(null as timestamp)' }} as stale_before
+    {{ "union all" if not loop.last }}
+    {%- else %}
+    select
+        cast(null as varchar) as system,
+        cast(null as varchar) as role,
+        cast(null as integer) as freshness_hours,
+        cast(null as timestamp) as stale_before
+    where 1 = 0
+    {%- endfor %}
+
+),
+
+files_seen as (
+
+    select
+        system,
+        max(modified_at) as last_file_at
+    from (
+        select system, {{ to_utc_timestamp('file_modified_at') }} as modified_at
+        from landed_files
+    ) as files
+    where modified_at < {{ as_of_cutoff() }}
+    group by system
+
+),
+
+rows_seen as (
+
+    select source_system as system, max(updated_at) as last_row_at
+    from (
+        select * from orders
+        union all
+        select * from payments
+        union all
+        select * from invoices
+        union all
+        select * from fulfillments
+        union all
+        select * from customers
+    ) as current_rows
+    group by source_system
+
+),
+
+joined as (
+
+    select
+        configured_systems.system,
+        configured_systems.role,
+        configured_systems.freshness_hours,
+        case
+            when files_seen.last_file_at is null then rows_seen.last_row_at
+            when rows_seen.last_row_at is null then files_seen.last_file_at
+            when files_seen.last_file_at > rows_seen.last_row_at then files_seen.last_file_at
+            else rows_seen.last_row_at
+        end as last_seen_at,
+        configured_systems.stale_before
+    from configured_systems
+    left join files_seen
+        on configured_systems.system = files_seen.system
+    left join rows_seen
+        on configured_systems.system = rows_seen.system
+
+)
+
+select
+    {{ as_of_date() }} as as_of_date,
+    system,
+    role,
+    freshness_hours,
+    last_seen_at,
+    coalesce(stale_before is not null and (last_seen_at is null or last_seen_at < stale_before), false) as is_stale
+from joined

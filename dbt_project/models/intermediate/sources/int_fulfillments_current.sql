@@ -1,0 +1,26 @@
+-- The current view as of D of each fulfillment record, per (system, stream, fulfillment_id).
+{{ config(materialized='table') }}
+
+with
+
+fulfillments as (
+
+    select * from {{ ref('int_fulfillments_unioned') }}
+
+),
+
+current_fulfillments as (
+
+    {{ current_versions('fulfillments', 'source_system, source_stream, fulfillment_id', ['fulfillment_id']) }}
+
+)
+
+select
+    source_system,
+    source_stream,
+    _airbyte_raw_id,
+    fulfillment_id,
+    order_id, kind, status, line_count, fulfilled_at,
+    updated_at,
+    available_at
+from current_fulfillments

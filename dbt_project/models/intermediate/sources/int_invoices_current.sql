@@ -1,0 +1,26 @@
+-- The current view as of D of each invoice record, per (system, stream, invoice_id).
+{{ config(materialized='table') }}
+
+with
+
+invoices as (
+
+    select * from {{ ref('int_invoices_unioned') }}
+
+),
+
+current_invoices as (
+
+    {{ current_versions('invoices', 'source_system, source_stream, invoice_id', ['invoice_id']) }}
+
+)
+
+select
+    source_system,
+    source_stream,
+    _airbyte_raw_id,
+    invoice_id,
+    order_id, customer_id, kind, status, currency, amount, issued_at,
+    updated_at,
+    available_at
+from current_invoices

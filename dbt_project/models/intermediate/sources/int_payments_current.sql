@@ -1,0 +1,26 @@
+-- The current view as of D of each payment record, per (system, stream, payment_id).
+{{ config(materialized='table') }}
+
+with
+
+payments as (
+
+    select * from {{ ref('int_payments_unioned') }}
+
+),
+
+current_payments as (
+
+    {{ current_versions('payments', 'source_system, source_stream, payment_id', ['payment_id']) }}
+
+)
+
+select
+    source_system,
+    source_stream,
+    _airbyte_raw_id,
+    payment_id,
+    order_id, customer_id, kind, status, currency, amount, captured_at,
+    updated_at,
+    available_at
+from current_payments

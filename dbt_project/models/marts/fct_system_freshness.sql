@@ -1,0 +1,25 @@
+-- Freshness history: one row per (as_of_date, system): when the system last delivered as of D and
+-- whether it was stale. Incremental: a run of D replaces exactly D's rows.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='append_new_columns',
+    pre_hook="{{ delete_as_of_date() }}",
+) }}
+
+with
+
+freshness as (
+
+    select * from {{ ref('int_system_freshness') }}
+
+)
+
+select
+    as_of_date,
+    system,
+    role,
+    last_seen_at,
+    freshness_hours,
+    is_stale
+from freshness
