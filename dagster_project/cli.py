@@ -148,14 +148,26 @@ def demo(ctx: click.Context, orders: int, days: int, seed: int, fresh: bool) -> 
 @cli.command()
 @click.option("--date", "date_", required=True, help="As-of day (YYYY-MM-DD).")
 @click.option("--to", "to", help="Last as-of day of a range (inclusive); days run in order.")
+@click.option("--dry-run", is_flag=True,
+              help="Show which exceptions this config would open, update and resolve, without touching them.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
 @click.pass_context
-def run(ctx: click.Context, date_: str, to: str | None) -> None:
+def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: bool) -> None:
     """Run the nightly job for a day or a range, through Dagster (recorded in the Dagster instance)."""
-    from dagster_project.lib.runner import days_between, run_days
+    from dagster_project.lib.runner import days_between, dry_run_day, run_days
 
     cfg = _load(ctx)
     first = _date(date_, "--date")
     last = _date(to, "--to") or first
+    if dry_run:
+        if last != first:
+            raise click.UsageError("--dry-run plans one day: drop --to")
+        try:
+            plan = dry_run_day(cfg, first, echo=(lambda *_: None) if as_json else click.echo)
+        except (ValueError, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(json.dumps(plan.as_dict(), indent=2, default=str) if as_json else plan.render())
+        return
     try:
         days = days_between(first, last)
         results = run_days(cfg, days, echo=click.echo)
@@ -242,6 +254,17 @@ def ui(ctx: click.Context, port: int, host: str) -> None:
     click.echo(f"Dagster home: {home}\nOpen http://{host}:{port}")
     dagster = Path(sys.executable).with_name("dagster")
     os.execv(str(dagster), [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)])
+
+
+def _register_domain_commands() -> None:
+    from dagster_project.lib.contracts.cli import contracts
+    from dagster_project.lib.exceptions_cli import exceptions, order
+
+    for command in (contracts, exceptions, order):
+        cli.add_command(command)
+
+
+_register_domain_commands()
 
 
 def main() -> None:

@@ -42,9 +42,26 @@ def _fingerprint(vars_json: str) -> str:
 
 
 def set_dbt_env(config: ReconConfig) -> None:
-    """Point the dbt profile at this config's DuckDB file (profiles.yml reads the env var)."""
+    """Point dbt at this config: its DuckDB file (profiles.yml reads the env var) and its target dir.
+
+    dagster-dbt gives every invocation its own folder under $DBT_TARGET_PATH and copies
+    ``partial_parse.msgpack`` from there; pointing it at the prepared target keeps nightly runs on
+    dbt's partial parse (seconds) instead of a full parse.
+    """
     os.environ[DUCKDB_PATH_ENV] = str(config.duckdb_path)
+    target = dbt_target_dir(config)
+    os.environ["DBT_TARGET_PATH"] = str(target)
     _dbt_on_path()
+    _prune_invocation_dirs(target)
+
+
+def _prune_invocation_dirs(target: Path, keep: int = 30) -> None:
+    # Each dagster-dbt invocation leaves a folder of artifacts; keep the most recent ones.
+    if not target.is_dir():
+        return
+    runs = sorted((p for p in target.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _dbt_on_path() -> None:
@@ -61,6 +78,7 @@ def _project_for(config_json: str, state_dir: str, duckdb_path: str) -> DbtProje
     write_generated_files(DBT_PROJECT_DIR, recon_vars["recon"])
     target = Path(state_dir) / "dbt" / "target"
     target.mkdir(parents=True, exist_ok=True)
+    os.environ["DBT_TARGET_PATH"] = str(target)
     project = DbtProject(
         project_dir=DBT_PROJECT_DIR,
         target_path=target,

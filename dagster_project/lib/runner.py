@@ -69,12 +69,12 @@ def run_days(config: ReconConfig, days: list[dt.date], config_path: str | None =
         if day < config.project.start_date:
             raise ValueError(f"{day} is before the configured start date {config.project.start_date}")
 
-    from dagster_project.definitions import build_definitions
+    from dagster_project.definitions import build_definitions_for
     from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
 
     dagster_home(config)
     instance = dg.DagsterInstance.get()
-    definitions = build_definitions(str(config_path or config.source_file))
+    definitions = build_definitions_for(config)
     job = definitions.resolve_job_def(NIGHTLY_JOB)
     results: list[DayResult] = []
     for day in days:
@@ -96,3 +96,54 @@ def run_days(config: ReconConfig, days: list[dt.date], config_path: str | None =
                         echo(f"    {event.step_key}: {error.message.strip()[:2000]}")
             break
     return results
+
+
+def dry_run_day(config: ReconConfig, day: dt.date, echo=print):
+    """What the nightly run of ``day`` would do to the exceptions under this config, without doing it.
+
+    The day is built (landing, contracts, dbt) on a scratch copy of the database with an ephemeral
+    Dagster instance; the exception plan is computed against the real exceptions. Nothing in the
+    project's database or Dagster instance changes.
+
+    Returns:
+        The plan (``dagster_project.lib.dry_run.Plan``).
+    """
+    import shutil
+    import tempfile
+
+    from dagster_project.definitions import build_definitions_for
+    from dagster_project.defs.exceptions.assets import _diffs_for, _stale_systems
+    from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
+    from dagster_project.lib.contract_diffs import contract_violation_diffs
+    from dagster_project.lib.dry_run import plan_exceptions
+    from dagster_project.lib.duckdb_resource import connect
+
+    if day < config.project.start_date:
+        raise ValueError(f"{day} is before the configured start date {config.project.start_date}")
+    source = config.duckdb_path
+    if not source.exists():
+        raise ValueError(f"no database at {source}: run the day for real first (recon run --date {day})")
+    with tempfile.TemporaryDirectory(prefix="recon-dry-run-") as tmp:
+        con = connect(source)
+        try:
+            con.execute("checkpoint")  # the copy must not miss what is still in the write-ahead log
+        finally:
+            con.close()
+        copy = Path(tmp) / source.name
+        shutil.copy2(source, copy)
+        project = config.project.model_copy(update={"duckdb_path": str(copy), "state_dir": str(Path(tmp) / "state")})
+        scratch = config.model_copy(update={"project": project})
+        job = build_definitions_for(scratch).resolve_job_def(NIGHTLY_JOB)
+        keep = [key for key in job.asset_layer.executable_asset_keys
+                if key.to_user_string() not in ("exceptions", "exception_notifications")]
+        echo(f"  building {day} on a scratch copy of the database ...")
+        result = job.execute_in_process(partition_key=day.isoformat(), instance=dg.DagsterInstance.ephemeral(),
+                                        asset_selection=keep, raise_on_error=False)
+        if not result.success:
+            raise RuntimeError(f"the dry run's build of {day} failed; run it for real to see the error in the UI")
+        con = connect(copy, read_only=True)
+        try:
+            diffs = _diffs_for(con, day) + contract_violation_diffs(con, day, config)
+            return plan_exceptions(con, day, diffs, _stale_systems(con, day), config)
+        finally:
+            con.close()

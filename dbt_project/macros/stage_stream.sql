@@ -11,7 +11,8 @@
     transform  upper | lower | trim
   Casts go through text where the raw type is unknown (CSV varchar, JSONL json/varchar, Parquet native),
   using the raw column types when the relation exists. Empty strings are NULL. Only renaming, casting
-  and unit conversion: no joins, no aggregation. An unmapped canonical column is a typed NULL
+  and unit conversion: no joins, no aggregation (the one filter leaves out rows that the contract
+  checks quarantined, listed in recon_meta.contract_quarantined_ids). An unmapped canonical column is a typed NULL
   (`kind` defaults to charge / invoice / shipment for payments / invoices / fulfillments).
 #}
 {% macro stage_stream(system, stream) -%}
@@ -30,6 +31,12 @@
                 {%- do types.update({column.name | lower: column.dtype | lower}) -%}
             {%- endfor -%}
         {%- endif -%}
+    {%- endif -%}
+    {#- Rows the contract checks quarantined are left out of the reconciliation (they become
+        contract_violation exceptions instead). The view exists once the contracts have run. -#}
+    {%- set quarantine = none -%}
+    {%- if execute -%}
+        {%- set quarantine = adapter.get_relation(database=relation.database, schema='recon_meta', identifier='contract_quarantined_ids') -%}
     {%- endif -%}
     {%- set kind_defaults = {'payments': 'charge', 'invoices': 'invoice', 'fulfillments': 'shipment'} -%}
     {%- set rendered = {} -%}
@@ -51,6 +58,14 @@ with
 source as (
 
     select * from {{ relation }}
+    {%- if quarantine is not none %}
+    where not exists (
+        select 1 from {{ quarantine }} as quarantined
+        where quarantined.system = {{ recon_literal(system) }}
+          and quarantined.stream = {{ recon_literal(stream) }}
+          and quarantined._airbyte_raw_id = cast({{ relation }}._airbyte_raw_id as varchar)
+    )
+    {%- endif %}
 
 ),
 

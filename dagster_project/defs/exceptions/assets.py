@@ -6,6 +6,7 @@ import datetime as dt
 import dagster as dg
 
 from dagster_project.lib.config import ReconConfig
+from dagster_project.lib.contract_diffs import contract_violation_diffs
 from dagster_project.lib.duckdb_resource import DuckDBResource
 from dagster_project.lib.exceptions_store import SCHEMA, sync_exceptions
 from dagster_project.lib.partitions import daily_partitions
@@ -39,9 +40,9 @@ def build_defs(config: ReconConfig) -> dg.Definitions:
         """Open, update, reopen and auto-resolve exceptions from the day's diffs (idempotent, forward-only)."""
         as_of = dt.date.fromisoformat(context.partition_key)
         with duckdb.get_connection() as con:
-            diffs = _diffs_for(con, as_of)
+            diffs = _diffs_for(con, as_of) + contract_violation_diffs(con, as_of, config)
             stale = _stale_systems(con, as_of)
-            stats = sync_exceptions(con, as_of, diffs, stale, config.roles)
+            stats = sync_exceptions(con, as_of, diffs, stale, config.roles, config=config)
             open_rows = con.execute(
                 f"select count(*), coalesce(sum(amount_at_risk), 0) from {SCHEMA}.exceptions "
                 "where status in ('open', 'acknowledged')"

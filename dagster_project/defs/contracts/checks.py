@@ -1,0 +1,75 @@
+"""Contract checks: one blocking asset check per landed stream, running its GX suite on DuckDB."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+
+from dagster_project.lib.config import ReconConfig
+from dagster_project.lib.contracts.runner import ContractResult, validate_stream
+from dagster_project.lib.contracts.suites import EXPECTATIONS_DIR
+from dagster_project.lib.duckdb_resource import DuckDBResource
+
+CHECK_NAME = "contract"
+
+
+def docs_root(config: ReconConfig) -> Path:
+    """Where each run's Data Docs go: ``<state_dir>/contracts/data_docs/<run id>/<suite>/``."""
+    return config.state_dir / "contracts" / "data_docs"
+
+
+def check_result(result: ContractResult) -> dg.AssetCheckResult:
+    """The Dagster verdict of one validation: ERROR (blocks downstream) or WARN, with its metadata."""
+    metadata: dict[str, object] = {k: v for k, v in result.to_metadata().items() if v is not None}
+    metadata["failing_expectations"] = dg.MetadataValue.json(metadata.get("failing_expectations", []))
+    metadata["sample_failing_rows"] = dg.MetadataValue.json(metadata.get("sample_failing_rows", {}))
+    metadata["messages"] = dg.MetadataValue.md("\n".join(f"- {m}" for m in result.messages()) or "all passed")
+    metadata.pop("schema_drift", None)
+    metadata["schema_drift"] = dg.MetadataValue.json([d.message(result.system, result.stream) for d in result.drift])
+    if result.docs_path is not None:
+        metadata["data_docs"] = dg.MetadataValue.path(str(result.docs_path))
+    failed = not result.passed
+    return dg.AssetCheckResult(
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR if result.blocking else dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description="; ".join(result.messages())[:2000] or None,
+    )
+
+
+def _stream_check(config: ReconConfig, system: str, stream: str, expectations_dir: Path) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(["raw", system, stream]),
+        name=CHECK_NAME,
+        blocking=True,
+        description=f"Great Expectations contract {system}__{stream}__contract on raw_{system}.{stream}: "
+        "blocks on a missing/retyped mapped column or mostly-null keys; warns and quarantines bad rows.",
+    )
+    def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        """Validate the landed stream against its contract suite; quarantine rows that break it."""
+        # The check itself is not partitioned (partitioned checks are a Dagster preview feature): it
+        # validates the whole landed table and takes the as-of day from the run's partition.
+        partition = context.run.tags.get("dagster/partition")
+        as_of = dt.date.fromisoformat(partition) if partition else None
+        docs = docs_root(config) / context.run.run_id
+        with duckdb.get_connection() as con:
+            result = validate_stream(con, config, system, stream, as_of_date=as_of,
+                                     expectations_dir=expectations_dir, docs_dir=docs)
+        for message in result.messages():
+            context.log.warning(message)
+        return check_result(result)
+
+    return _check
+
+
+def build_checks(config: ReconConfig, expectations_dir: Path = EXPECTATIONS_DIR) -> list[dg.AssetChecksDefinition]:
+    """One ``contract`` check per configured stream, on the asset ``raw/<system>/<stream>``."""
+    return [
+        _stream_check(config, system, stream, expectations_dir)
+        for system in sorted(config.systems)
+        for stream in sorted(config.systems[system].streams)
+    ]
+
+
+def build_defs(config: ReconConfig, expectations_dir: Path = EXPECTATIONS_DIR) -> dg.Definitions:
+    return dg.Definitions(asset_checks=build_checks(config, expectations_dir))

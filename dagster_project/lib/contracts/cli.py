@@ -1,0 +1,81 @@
+"""``recon contracts``: generate the suites and run them outside Dagster (e.g. onboarding a source)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dagster_project.lib.config import ConfigError, ReconConfig, load_config
+from dagster_project.lib.contracts.suites import EXPECTATIONS_DIR, generate_suites
+
+
+def _load(ctx: click.Context) -> ReconConfig:
+    try:
+        return load_config((ctx.obj or {}).get("config_path"))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.option("--expectations-dir", type=click.Path(file_okay=False, path_type=Path), default=EXPECTATIONS_DIR,
+              show_default=True, help="The GX File Data Context holding the committed suites.")
+@click.pass_context
+def contracts(ctx: click.Context, expectations_dir: Path) -> None:
+    """Contract checks: Great Expectations suites that guard every landed source stream."""
+    ctx.ensure_object(dict)
+    ctx.obj["expectations_dir"] = expectations_dir
+
+
+@contracts.command("generate")
+@click.option("--system", help="Only this system's streams.")
+@click.pass_context
+def generate(ctx: click.Context, system: str | None) -> None:
+    """Write the suites from the config and expectations/overrides.yml (commit the result)."""
+    cfg = _load(ctx)
+    try:
+        paths = generate_suites(cfg, ctx.obj["expectations_dir"], system)
+    except (KeyError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+@contracts.command("check")
+@click.option("--system", help="Only this system's streams.")
+@click.option("--docs", "docs_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also build GX Data Docs into this folder.")
+@click.option("--record", is_flag=True,
+              help="Write quarantine, violations and the accepted schema snapshot (default: read-only).")
+@click.pass_context
+def check(ctx: click.Context, system: str | None, docs_dir: Path | None, record: bool) -> None:
+    """Run the contract suites against the landed tables and print a verdict (exit 1 on any failure)."""
+    from dagster_project.lib.contracts.runner import validate_all
+    from dagster_project.lib.duckdb_resource import connect
+
+    cfg = _load(ctx)
+    if not cfg.duckdb_path.is_file():
+        raise click.ClickException(f"database {cfg.duckdb_path} not found: nothing has landed yet")
+    con = connect(cfg.duckdb_path, read_only=not record)
+    try:
+        results = validate_all(con, cfg, system=system, expectations_dir=ctx.obj["expectations_dir"],
+                               docs_dir=docs_dir, record=record)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    finally:
+        con.close()
+    failed = 0
+    for r in results:
+        verdict = "PASS" if r.passed else ("FAIL (blocking)" if r.blocking else "FAIL (warning)")
+        click.echo(f"{verdict:<16} {r.suite}  {r.row_count if r.row_count is not None else '-'} rows, "
+                   f"{len(r.outcomes) - len(r.failures)}/{len(r.outcomes)} expectations passed")
+        for message in r.messages():
+            click.echo(f"    - {message}")
+        if r.suite_stale:
+            click.echo("    ! the committed suite differs from the config; run `recon contracts generate`")
+        if r.docs_path:
+            click.echo(f"    docs: {r.docs_path}")
+        failed += not r.passed
+    click.echo(f"{len(results) - failed} of {len(results)} stream(s) passed their contract")
+    if failed:
+        ctx.exit(1)

@@ -1,0 +1,172 @@
+"""The contract tables in DuckDB (schema ``recon_meta``), owned by the contract checks.
+
+- ``contract_schema_snapshots``: each accepted (columns, types) of a stream; the newest is what the
+  next run's drift check compares with. A snapshot is accepted only by a run without blocking failures.
+- ``contract_quarantine``: one row per (quarantined row, broken rule), rebuilt for a stream on every
+  recorded run (the whole table is validated, so it is the complete current picture). Staging leaves
+  these rows out: anti-join on ``(system, stream, _airbyte_raw_id)`` or use the view
+  ``contract_quarantined_ids``.
+- ``contract_violations``: what the exceptions asset turns into ``contract_violation`` exceptions, per
+  as-of day: one row per quarantined row and rule (``level = 'row'``) and one per failed stream-level
+  rule or blocking drift (``level = 'stream'``), each with the stream's schema snapshot as JSON.
+  Rewritten for (as_of_date, system, stream) on every recorded run, so reruns change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+
+SCHEMA = "recon_meta"
+
+DDL: list[str] = [
+    f"create schema if not exists {SCHEMA}",
+    f"""create table if not exists {SCHEMA}.contract_schema_snapshots (
+        system varchar not null,
+        stream varchar not null,
+        columns json not null,
+        accepted_at timestamptz not null,
+        as_of_date date
+    )""",
+    f"""create table if not exists {SCHEMA}.contract_quarantine (
+        system varchar not null,
+        stream varchar not null,
+        _airbyte_raw_id varchar not null,
+        rule_id varchar not null,
+        check_name varchar not null,
+        column_name varchar,
+        failing_value varchar,
+        reason varchar not null,
+        as_of_date date,
+        quarantined_at timestamptz not null
+    )""",
+    f"""create table if not exists {SCHEMA}.contract_violations (
+        as_of_date date,
+        system varchar not null,
+        stream varchar not null,
+        level varchar not null,
+        row_key varchar,
+        order_id varchar,
+        _airbyte_raw_id varchar,
+        column_name varchar,
+        rule_id varchar not null,
+        expectation varchar not null,
+        failing_value varchar,
+        severity varchar not null,
+        reason varchar not null,
+        schema_snapshot json not null,
+        detected_at timestamptz not null
+    )""",
+    f"""create or replace view {SCHEMA}.contract_quarantined_ids as
+        select distinct system, stream, _airbyte_raw_id from {SCHEMA}.contract_quarantine""",
+]
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the contract tables and view if missing."""
+    for ddl in DDL:
+        con.execute(ddl).fetchall()
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, system: str, stream: str) -> dict[str, str] | None:
+    """``{column: DuckDB type}`` of ``raw_<system>.<stream>`` in column order; None when it does not exist."""
+    rows = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [f"raw_{system}", stream],
+    ).fetchall()
+    return {name: dtype for name, dtype in rows} if rows else None
+
+
+def last_snapshot(con: duckdb.DuckDBPyConnection, system: str, stream: str) -> dict[str, str] | None:
+    """The last accepted ``{column: type}`` of the stream, or None before the first accepted run."""
+    rows = con.execute(
+        f"select columns from {SCHEMA}.contract_schema_snapshots where system = ? and stream = ? "
+        "order by accepted_at desc limit 1",
+        [system, stream],
+    ).fetchall()
+    return json.loads(rows[0][0]) if rows else None
+
+
+def accept_snapshot(con: duckdb.DuckDBPyConnection, system: str, stream: str, columns: dict[str, str],
+                    as_of_date: date | None, now: datetime) -> None:
+    """Record ``columns`` as the accepted schema, unless it equals the last accepted one."""
+    if last_snapshot(con, system, stream) == columns:
+        return
+    con.execute(
+        f"insert into {SCHEMA}.contract_schema_snapshots values (?, ?, ?::json, ?, ?)",
+        [system, stream, json.dumps(columns), now, as_of_date],
+    ).fetchall()
+
+
+def replace_quarantine(con: duckdb.DuckDBPyConnection, system: str, stream: str, table: str,
+                       failed_rules: list[dict[str, Any]], as_of_date: date | None, now: datetime) -> dict[str, int]:
+    """Rebuild the stream's quarantine from the failed row-level rules.
+
+    Args:
+        con: an open connection (the caller owns the transaction).
+        system: the system.
+        stream: the stream.
+        table: ``raw_<system>.<stream>`` (the ``{batch}`` of each violation query).
+        failed_rules: dicts with rule_id, check, column, description, violation_sql.
+        as_of_date: the run's as-of day.
+        now: the time stamped on the rows.
+
+    Returns:
+        Quarantined row count per rule id.
+    """
+    con.execute(f"delete from {SCHEMA}.contract_quarantine where system = ? and stream = ?",
+                [system, stream]).fetchall()
+    counts: dict[str, int] = {}
+    for rule in failed_rules:
+        violation = rule["violation_sql"].format(batch=table)
+        counts[rule["rule_id"]] = con.execute(
+            f"insert into {SCHEMA}.contract_quarantine "
+            f"select ?, ?, v._airbyte_raw_id, ?, ?, ?, v.failing_value, ?, ?, ? from ({violation}) v",
+            [system, stream, rule["rule_id"], rule["check"], rule["column"], rule["description"], as_of_date, now],
+        ).fetchall()[0][0]
+    return counts
+
+
+def replace_violations(con: duckdb.DuckDBPyConnection, *, system: str, stream: str, table: str,
+                       as_of_date: date | None, row_key_sql: str, order_id_sql: str | None,
+                       severities: dict[str, str], expectations: dict[str, str],
+                       stream_level: list[dict[str, Any]], snapshot: dict[str, str], now: datetime) -> int:
+    """Rewrite the stream's ``contract_violations`` for the as-of day from its quarantine and the
+    stream-level failures. Returns the number of rows written."""
+    con.execute(
+        f"delete from {SCHEMA}.contract_violations where as_of_date is not distinct from ? "
+        "and system = ? and stream = ?",
+        [as_of_date, system, stream],
+    ).fetchall()
+    snap = json.dumps(snapshot)
+    con.execute("create or replace temp table _contract_rule_meta (rule_id varchar, severity varchar, "
+                "expectation varchar)").fetchall()
+    for rule_id, severity in severities.items():
+        con.execute("insert into _contract_rule_meta values (?, ?, ?)",
+                    [rule_id, severity, expectations.get(rule_id, "")]).fetchall()
+    order_expr = order_id_sql or "null"
+    written = con.execute(
+        f"""insert into {SCHEMA}.contract_violations
+        select ?, q.system, q.stream, 'row', t.row_key, t.order_id, q._airbyte_raw_id, q.column_name,
+               q.rule_id, coalesce(m.expectation, q.check_name), q.failing_value,
+               coalesce(m.severity, 'warning'), q.reason, ?::json, ?
+        from {SCHEMA}.contract_quarantine q
+        join (select _airbyte_raw_id as raw_id, cast({row_key_sql} as varchar) as row_key,
+                     cast({order_expr} as varchar) as order_id from {table}) t on t.raw_id = q._airbyte_raw_id
+        left join _contract_rule_meta m on m.rule_id = q.rule_id
+        where q.system = ? and q.stream = ?""",
+        [as_of_date, snap, now, system, stream],
+    ).fetchall()[0][0]
+    for item in stream_level:
+        con.execute(
+            f"insert into {SCHEMA}.contract_violations values (?, ?, ?, 'stream', null, null, null, ?, ?, ?, ?, ?, ?, "
+            "?::json, ?)",
+            [as_of_date, system, stream, item.get("column"), item["rule_id"], item["expectation"],
+             item.get("failing_value"), item["severity"], item["reason"], snap, now],
+        ).fetchall()
+    con.execute("drop table if exists _contract_rule_meta").fetchall()
+    return int(written) + len(stream_level)

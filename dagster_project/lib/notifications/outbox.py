@@ -1,0 +1,294 @@
+"""The durable notification outbox: ``recon.notification_outbox`` in the reconciliation database.
+
+Rows:
+- ``kind='immediate'``: one event for one channel; sent at once (critical severity, escalations).
+- ``kind='item'``: one event waiting for its owner's digest (``status='queued'``), then ``digested``.
+- ``kind='digest'``: the items of one owner and channel, built by :func:`build_digests`.
+
+``message_id`` is the idempotency key: a hash of the channel and the event (or of the digest's
+items), so queuing the same event twice is a no-op. Sending is at-least-once towards the channel
+and exactly-once in the usual case: a row is marked ``sent`` right after its channel accepted it,
+and every request carries the key (``Idempotency-Key`` header, email ``Message-ID``) so a receiver
+can drop a repeat after a crash between the two. A failed send is retried with exponential backoff
+(``next_attempt_at``); after ``retry.max_attempts`` the row is ``dead`` (kept, never deleted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from dagster_project.lib.config_exceptions import EmailChannel
+from dagster_project.lib.notifications.channels import (
+    DeliveryError,
+    Sender,
+    build_senders,
+    channel_env_ready,
+    redact,
+)
+
+if TYPE_CHECKING:
+    from dagster_project.lib.config import ReconConfig
+
+OUTBOX_TABLE = "recon.notification_outbox"
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+_DDL = f"""
+create schema if not exists recon;
+create table if not exists {OUTBOX_TABLE} (
+    message_id varchar primary key,
+    channel varchar not null,
+    owner varchar not null,
+    kind varchar not null,
+    status varchar not null,
+    severity varchar,
+    exception_ids json,
+    event_ids json,
+    payload json not null,
+    digest_id varchar,
+    attempts integer not null,
+    next_attempt_at timestamp not null,
+    last_error varchar,
+    created_at timestamp not null,
+    sent_at timestamp
+);
+"""
+
+
+@dataclass
+class FlushStats:
+    """What one flush did."""
+
+    digests: int = 0
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    deferred: int = 0
+    pending: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
+
+
+def ensure_outbox(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the outbox table if it does not exist."""
+    con.execute(_DDL)
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _timeline(config: ReconConfig, order_id: str) -> str:
+    url = config.notifications.timeline_url
+    return url.replace("{order_id}", order_id) if url else f"recon order {order_id}"
+
+
+def enqueue_for_events(con: duckdb.DuckDBPyConnection, config: ReconConfig, events: list[dict[str, Any]],
+                       now: dt.datetime) -> int:
+    """Queue the notifications a list of exception events calls for (run it inside the writer's transaction).
+
+    Args:
+        con: the connection holding the transaction that wrote the events.
+        config: the project config (notification channels, digest and event settings).
+        events: exception events (dicts with event_id, exception_id, event_type, to_owner, reason, actor).
+        now: creation time of the rows.
+
+    Returns:
+        The number of outbox rows added (an event already queued adds none).
+    """
+    settings = config.notifications
+    wanted = [e for e in events if e["event_type"] in settings.events]
+    channels = {n: c for n, c in settings.channels.items() if channel_env_ready(c)}
+    if not settings.enabled or not wanted or not channels:
+        return 0
+    ensure_outbox(con)
+    ids = sorted({e["exception_id"] for e in wanted})
+    cursor = con.execute("select * from recon.exceptions where exception_id in (select unnest(?::varchar[]))", [ids])
+    names = [d[0] for d in cursor.description]
+    exceptions = {r[0]: dict(zip(names, r, strict=True)) for r in cursor.fetchall()}
+    orders = sorted({x["order_id"] for x in exceptions.values()})
+    diffs: dict[str, list[dict[str, Any]]] = {}
+    for order_id, system, diff_type, expected, actual, amount in con.execute(
+        "select order_id, system, diff_type, expected_value, actual_value, amount_at_risk from recon.exceptions "
+        "where order_id in (select unnest(?::varchar[])) and status in ('open', 'acknowledged') "
+        "order by order_id, system, diff_type", [orders]
+    ).fetchall():
+        diffs.setdefault(order_id, []).append({"system": system, "diff_type": diff_type, "expected": expected,
+                                               "actual": actual, "amount_at_risk": _plain(amount)})
+    digest = settings.digest
+    rows = []
+    for event in wanted:
+        ex = exceptions.get(event["exception_id"])
+        if ex is None:
+            continue
+        owner = event.get("to_owner") or ex["owner"]
+        severity = ex.get("severity") or "medium"
+        item = {
+            "event_id": event["event_id"], "event_type": event["event_type"], "reason": event.get("reason"),
+            "actor": event.get("actor"), "exception_id": ex["exception_id"], "order_id": ex["order_id"],
+            "customer_id": ex.get("customer_id"), "diff_type": ex["diff_type"], "system": ex["system"],
+            "severity": severity, "status": ex["status"], "amount_at_risk": _plain(ex.get("amount_at_risk")),
+            "currency": ex.get("currency"), "owner": owner, "due_at": _plain(ex.get("due_at")),
+            "expected_value": ex.get("expected_value"), "actual_value": ex.get("actual_value"),
+            "diffs": diffs.get(ex["order_id"], []), "timeline": _timeline(config, ex["order_id"]),
+            "reproduce_command": ex.get("reproduce_command"),
+        }
+        immediate = (not digest.enabled or severity in digest.immediate_severities
+                     or event["event_type"] in digest.immediate_events)
+        for name, spec in sorted(channels.items()):
+            if spec.owners and owner not in spec.owners:
+                continue
+            if spec.severities and severity not in spec.severities:
+                continue
+            if isinstance(spec, EmailChannel) and not spec.recipients_for(owner):
+                continue
+            rows.append([
+                _key(name, event["event_id"]), name, owner, "immediate" if immediate else "item",
+                "pending" if immediate else "queued", severity, json.dumps([ex["exception_id"]]),
+                json.dumps([event["event_id"]]), json.dumps(item, default=str), None, 0, now, None, now, None,
+            ])
+    if not rows:
+        return 0
+    before = con.execute(f"select count(*) from {OUTBOX_TABLE}").fetchall()[0][0]
+    con.executemany(f"insert into {OUTBOX_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "on conflict do nothing", rows)
+    return con.execute(f"select count(*) from {OUTBOX_TABLE}").fetchall()[0][0] - before
+
+
+def build_digests(con: duckdb.DuckDBPyConnection, config: ReconConfig, now: dt.datetime) -> int:
+    """Fold queued items into one digest per owner and channel, at most once per ``digest.interval_minutes``.
+
+    Returns:
+        The number of digests created.
+    """
+    ensure_outbox(con)
+    interval = dt.timedelta(minutes=config.notifications.digest.interval_minutes)
+    max_items = config.notifications.digest.max_items
+    created = 0
+    con.begin()
+    try:
+        queued = con.execute(
+            f"select message_id, channel, owner, severity, exception_ids, event_ids, payload from {OUTBOX_TABLE} "
+            "where status = 'queued' order by channel, owner, created_at, message_id").fetchall()
+        groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        for row in queued:
+            groups.setdefault((row[1], row[2]), []).append(row)
+        last = {(c, o): t for c, o, t in con.execute(
+            f"select channel, owner, max(created_at) from {OUTBOX_TABLE} where kind = 'digest' group by all"
+        ).fetchall()}
+        for (channel, owner), items in sorted(groups.items()):
+            previous = last.get((channel, owner))
+            if previous is not None and now - previous < interval:
+                continue
+            item_ids = [r[0] for r in items]
+            digest_id = _key("digest", channel, owner, *item_ids)
+            payloads = [json.loads(r[6]) for r in items]
+            severity = max((r[3] or "medium" for r in items), key=lambda s: _SEVERITY_RANK.get(s, 1))
+            payload = {"items": payloads[:max_items], "total_items": len(payloads)}
+            exception_ids = sorted({x for r in items for x in json.loads(r[4])})
+            event_ids = [x for r in items for x in json.loads(r[5])]
+            con.execute(
+                f"insert into {OUTBOX_TABLE} values (?, ?, ?, 'digest', 'pending', ?, ?, ?, ?, null, 0, ?, null, ?, "
+                "null) on conflict do nothing",
+                [digest_id, channel, owner, severity, json.dumps(exception_ids), json.dumps(event_ids),
+                 json.dumps(payload), now, now])
+            con.execute(f"update {OUTBOX_TABLE} set status = 'digested', digest_id = ? "
+                        "where message_id in (select unnest(?::varchar[]))", [digest_id, item_ids])
+            created += 1
+        con.commit()
+    except Exception:
+        con.rollback()
+        raise
+    return created
+
+
+def _backoff(config: ReconConfig, attempts: int) -> dt.timedelta:
+    retry = config.notifications.retry
+    seconds = min(retry.max_backoff_seconds, retry.backoff_seconds * (2 ** max(attempts - 1, 0)))
+    return dt.timedelta(seconds=seconds)
+
+
+def flush(con: duckdb.DuckDBPyConnection, config: ReconConfig, now: dt.datetime,
+          senders: Mapping[str, Sender] | None = None, env: Mapping[str, str] | None = None,
+          log: Any = None) -> FlushStats:
+    """Build due digests, then send every pending message whose ``next_attempt_at`` has come.
+
+    Each message's outcome is committed right after its attempt. After a failure the channel is
+    treated as down for the rest of this flush (its other messages wait for the next one).
+
+    Args:
+        con: an open DuckDB connection (not inside a transaction).
+        config: the project config.
+        now: the clock (naive UTC).
+        senders: channel name -> sender; default: built from the config and the environment.
+        env: environment for building senders (default os.environ).
+        log: optional logger (``.info``/``.warning``); messages never contain secrets.
+    """
+    stats = FlushStats()
+    stats.digests = build_digests(con, config, now)
+    senders = build_senders(config, env) if senders is None else senders
+    secrets = tuple(s for sender in senders.values() for s in getattr(sender, "secrets", ()))
+    max_attempts = config.notifications.retry.max_attempts
+    due = con.execute(
+        f"select message_id, channel, owner, kind, attempts, payload from {OUTBOX_TABLE} "
+        "where status = 'pending' and next_attempt_at <= ? order by created_at, message_id", [now]).fetchall()
+    down: set[str] = set()
+    for message_id, channel, owner, kind, attempts, payload in due:
+        sender = senders.get(channel)
+        if sender is None or channel in down:
+            stats.deferred += 1
+            continue
+        body = json.loads(payload)
+        message = {"message_id": message_id, "channel": channel, "owner": owner,
+                   "kind": "digest" if kind == "digest" else "immediate",
+                   "items": body["items"] if kind == "digest" else [body],
+                   "total_items": body.get("total_items", 1) if kind == "digest" else 1}
+        try:
+            sender.send(message)
+        except DeliveryError as exc:
+            error = redact(str(exc), secrets)
+            attempts += 1
+            wait = dt.timedelta(seconds=exc.retry_after) if exc.retry_after else _backoff(config, attempts)
+            status = "dead" if attempts >= max_attempts else "pending"
+            con.execute(f"update {OUTBOX_TABLE} set attempts = ?, status = ?, next_attempt_at = ?, last_error = ? "
+                        "where message_id = ?", [attempts, status, now + wait, error, message_id])
+            down.add(channel)
+            stats.failed += 1
+            stats.dead += int(status == "dead")
+            stats.errors.append(f"{channel}: {error}")
+            if log is not None:
+                log.warning(f"notification {message_id} to channel '{channel}' failed (attempt {attempts}): "
+                            f"{error}; {'gave up' if status == 'dead' else f'retry after {now + wait}'}")
+            continue
+        con.execute(f"update {OUTBOX_TABLE} set attempts = attempts + 1, status = 'sent', sent_at = ?, "
+                    "last_error = null where message_id = ?", [now, message_id])
+        stats.sent += 1
+    stats.pending = con.execute(
+        f"select count(*) from {OUTBOX_TABLE} where status in ('pending', 'queued')").fetchall()[0][0]
+    return stats
+
+
+def outbox_summary(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Messages per status (for asset metadata and the CLI)."""
+    ensure_outbox(con)
+    return {status: n for status, n in con.execute(
+        f"select status, count(*) from {OUTBOX_TABLE} group by status order by status").fetchall()}
