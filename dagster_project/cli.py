@@ -268,6 +268,13 @@ _register_domain_commands()
 
 
 def main() -> None:
+    import warnings
+
+    import dagster as dg
+
+    # Dagster flags backfill_policy as beta on every load; say it once in the docs, not on every command.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
     cli(obj={})
 
 

@@ -5,6 +5,7 @@ The CLI and the tests use this; the schedule launches the same job.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_project.lib.config import ReconConfig
+
+# The CLI prints one line per day; the full event log is in the Dagster instance (and the UI).
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 DAGSTER_YAML = """\
 # Written by recon. One DuckDB file has one writer, so runs are queued one at a time.
@@ -77,18 +81,25 @@ def run_days(config: ReconConfig, days: list[dt.date], config_path: str | None =
     definitions = build_definitions_for(config)
     job = definitions.resolve_job_def(NIGHTLY_JOB)
     results: list[DayResult] = []
+    log_dir = config.state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
     for day in days:
         started = time.perf_counter()
-        result = job.execute_in_process(
-            partition_key=day.isoformat(),
-            instance=instance,
-            tags={"recon/as_of_date": day.isoformat(), "recon/launched_by": "recon run"},
-            raise_on_error=False,
-        )
+        log_path = log_dir / f"run-{day.isoformat()}.log"
+        # dagster-dbt echoes dbt's log to stdout; keep the terminal to one line per day.
+        with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            result = job.execute_in_process(
+                partition_key=day.isoformat(),
+                instance=instance,
+                tags={"recon/as_of_date": day.isoformat(), "recon/launched_by": "recon run"},
+                run_config=QUIET,
+                raise_on_error=False,
+            )
         seconds = time.perf_counter() - started
         results.append(DayResult(day, result.run_id, result.success, seconds))
         echo(f"  {day}  {'ok    ' if result.success else 'FAILED'}  {seconds:5.1f}s  run {result.run_id[:8]}")
         if not result.success:
+            echo(f"    dbt and step output: {log_path}")
             for event in result.all_events:
                 if event.is_failure and event.event_specific_data is not None:
                     error = getattr(event.event_specific_data, "error", None)
@@ -137,8 +148,9 @@ def dry_run_day(config: ReconConfig, day: dt.date, echo=print):
         keep = [key for key in job.asset_layer.executable_asset_keys
                 if key.to_user_string() not in ("exceptions", "exception_notifications")]
         echo(f"  building {day} on a scratch copy of the database ...")
-        result = job.execute_in_process(partition_key=day.isoformat(), instance=dg.DagsterInstance.ephemeral(),
-                                        asset_selection=keep, raise_on_error=False)
+        with open(Path(tmp) / "dry-run.log", "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            result = job.execute_in_process(partition_key=day.isoformat(), instance=dg.DagsterInstance.ephemeral(),
+                                            asset_selection=keep, run_config=QUIET, raise_on_error=False)
         if not result.success:
             raise RuntimeError(f"the dry run's build of {day} failed; run it for real to see the error in the UI")
         con = connect(copy, read_only=True)

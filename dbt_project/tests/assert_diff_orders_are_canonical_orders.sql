@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'fct_order_diffs'}}}) }}
 -- Every order with a diff as of D is a canonical order of D, and an order with a diff is never RECONCILED.
 with
 

@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'fct_order_diffs'}}}) }}
 -- Freshness rule: no diff of D involves a system that is stale as of D (it must be suppressed instead).
 select diffs.order_id, diffs.diff_type, diffs.system, freshness.system as stale_system
 from {{ ref('fct_order_diffs') }} as diffs

@@ -1,0 +1,465 @@
+"""Collect the figures of the daily reconciliation report for one as-of day from DuckDB.
+
+Everything is read as of the day D, from history tables, so a report of a past day shows that day:
+the order as of D is its latest row of ``marts.fct_order_state_history`` on or before D, the diffs are
+D's rows of ``marts.fct_order_diffs``, and an exception's status as of D is the ``to_status`` of its latest
+event in ``recon.exception_events`` with ``as_of_date <= D``. Money stays DECIMAL end to end and is never
+added across currencies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from dagster_project.lib.config import ReconConfig
+
+ZERO = Decimal("0.0000")
+OPEN_STATUSES = ("open", "acknowledged")
+SYSTEM_ACTORS = ("recon", "recon-routing", "recon-escalation")
+AGE_BUCKETS = ("0-1 days", "2-3 days", "4-7 days", "8-14 days", "15-30 days", "over 30 days")
+TREND_DAYS = 30
+OLDEST_LIMIT = 25
+
+# The tie-out buckets, in bridge order; every order of the day is in exactly one (first match wins).
+BUCKETS: tuple[tuple[str, str], ...] = (
+    ("reconciled", "Reconciled"),
+    ("open_exceptions", "Open exceptions"),
+    ("closed_by_people", "Differences accepted or resolved by a person"),
+    ("in_progress", "In progress, within grace windows"),
+    ("cancelled_refunded", "Cancelled or refunded"),
+    ("on_hold", "On hold (stale source or no order record)"),
+)
+# What each role's system reports, per order, in the order currency.
+MEASURES: tuple[tuple[str, str, str], ...] = (
+    ("sold", "orders", "Sold (order totals)"),
+    ("paid", "payments", "Paid (net of refunds)"),
+    ("invoiced", "invoices", "Invoiced (net of credit notes)"),
+    ("fulfilled", "fulfillments", "Fulfilled (order value shipped or activated)"),
+)
+PAIR_ROLES = ("orders", "payments", "invoices", "fulfillments")
+UNKNOWN_CURRENCY = "unknown"
+
+
+@dataclass
+class ReportData:
+    """The report's sections: lists of plain dicts, ready for HTML, CSV, XLSX and JSON."""
+
+    as_of_date: dt.date
+    systems_by_role: dict[str, list[str]]
+    currencies: list[str]
+    tie_out: list[dict[str, Any]] = field(default_factory=list)
+    tie_out_checks: list[dict[str, Any]] = field(default_factory=list)
+    headline: list[dict[str, Any]] = field(default_factory=list)
+    match_rates: list[dict[str, Any]] = field(default_factory=list)
+    money_at_risk: list[dict[str, Any]] = field(default_factory=list)
+    open_exceptions_by_system: list[dict[str, Any]] = field(default_factory=list)
+    oldest_open: list[dict[str, Any]] = field(default_factory=list)
+    trend: list[dict[str, Any]] = field(default_factory=list)
+    trend_money: list[dict[str, Any]] = field(default_factory=list)
+    exception_rates: list[dict[str, Any]] = field(default_factory=list)
+    resolution: list[dict[str, Any]] = field(default_factory=list)
+    freshness: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def tie_out_ok(self) -> bool:
+        return all(check["ok"] for check in self.tie_out_checks)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table]).fetchall()[0][0])
+
+
+def _dec(value: Any) -> Decimal:
+    return ZERO if value is None else Decimal(value).quantize(ZERO)
+
+
+# The order as of D (latest state-history row on or before D) with its bucket, its currency and its diffs.
+_ORDERS_AS_OF = """
+with ranked as (
+    select *, row_number() over (partition by order_id order by as_of_date desc) as recency
+    from marts.fct_order_state_history
+    where as_of_date <= $as_of
+),
+orders as (
+    select * from ranked where recency = 1
+),
+diffs as (
+    select d.*, {status_expr} as exception_status
+    from marts.fct_order_diffs d
+    {status_join}
+    where d.as_of_date = $as_of
+),
+order_diffs as (
+    select
+        order_id,
+        count(*) as diffs,
+        sum(case when exception_status is null or exception_status in ('open', 'acknowledged')
+                 then 1 else 0 end) as open_diffs,
+        count(distinct case when diff_type = 'orphan_record' then currency end) as orphan_currencies,
+        min(case when diff_type = 'orphan_record' then currency end) as orphan_currency
+    from diffs
+    group by order_id
+)
+select
+    orders.order_id,
+    orders.state,
+    orders.has_order_record,
+    coalesce(orders.currency,
+             case when order_diffs.orphan_currencies = 1 then order_diffs.orphan_currency end,
+             '{unknown}') as currency,
+    case when orders.has_order_record then orders.total_amount else 0 end as sold,
+    coalesce(orders.net_paid_amount, 0) as paid,
+    coalesce(orders.net_invoiced_amount, 0) as invoiced,
+    case when orders.is_fulfilled and orders.has_order_record then orders.total_amount else 0 end as fulfilled,
+    coalesce(orders.is_paid, false) as is_paid,
+    coalesce(orders.is_invoiced, false) as is_invoiced,
+    coalesce(orders.is_fulfilled, false) as is_fulfilled,
+    cast(orders.ordered_at as date) as ordered_date,
+    case
+        when coalesce(order_diffs.open_diffs, 0) > 0 then 'open_exceptions'
+        when coalesce(order_diffs.diffs, 0) > 0 then 'closed_by_people'
+        when orders.state = 'RECONCILED' then 'reconciled'
+        when orders.state = 'ON_HOLD' then 'on_hold'
+        when orders.state in ('CANCELLED', 'REFUNDED') then 'cancelled_refunded'
+        else 'in_progress'
+    end as bucket
+from orders
+left join order_diffs on orders.order_id = order_diffs.order_id
+"""
+
+# An exception's status as of D: its latest event on or before D (events of one write keep their order).
+_STATUS_AS_OF = """
+exception_status as (
+    select exception_id, to_status as status from (
+        select exception_id, to_status,
+               row_number() over (partition by exception_id order by recorded_at desc, event_id desc) as recency
+        from recon.exception_events
+        where as_of_date <= $as_of and to_status is not null
+    ) where recency = 1
+)"""
+
+
+class ReportDataError(RuntimeError):
+    """The database lacks what the report needs (the day has not been reconciled)."""
+
+
+def collect(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt.date) -> ReportData:
+    """Read every figure of the report for ``as_of``.
+
+    Args:
+        con: an open DuckDB connection (read-only is enough).
+        config: the project config (systems per role).
+        as_of: the as-of day.
+
+    Returns:
+        The report's sections.
+
+    Raises:
+        ReportDataError: the marts are missing or the day was never reconciled.
+    """
+    for table in ("fct_order_state_history", "fct_order_diffs", "fct_reconciliation_daily"):
+        if not _exists(con, "marts", table):
+            raise ReportDataError(f"marts.{table} does not exist: run the nightly job first (recon run --date D)")
+    built = con.execute("select count(*) from marts.fct_reconciliation_daily where as_of_date = ?",
+                        [as_of]).fetchall()[0][0]
+    if not built:
+        raise ReportDataError(f"{as_of} has not been reconciled: run `recon run --date {as_of}` first")
+    has_store = _exists(con, "recon", "exceptions") and _exists(con, "recon", "exception_events")
+    roles = {r: s for r, s in config.roles.items()}
+    data = ReportData(as_of_date=as_of, systems_by_role=roles, currencies=[])
+    params = {"as_of": as_of}
+    _order_table(con, params, has_store)
+    _tie_out(con, data)
+    _match_rates(con, data, params)
+    _open_exceptions(con, data, params, has_store)
+    _trend(con, data, params, has_store)
+    _metrics(con, data, params, has_store)
+    _freshness(con, data, params)
+    if not has_store:
+        data.notes.append("The exception store does not exist yet: every diff counts as an open exception.")
+    con.execute("drop table if exists _report_orders")
+    return data
+
+
+def _order_table(con: duckdb.DuckDBPyConnection, params: dict[str, Any], has_store: bool) -> None:
+    if has_store:
+        status_join = (
+            "left join recon.exceptions x on x.order_id = d.order_id and x.diff_type = d.diff_type "
+            "and x.system = d.system left join exception_status s on s.exception_id = x.exception_id")
+        status_expr = "s.status"
+        sql = _ORDERS_AS_OF.replace("with ranked as (", "with" + _STATUS_AS_OF + ",\nranked as (", 1)
+    else:
+        status_join, status_expr, sql = "", "cast(null as varchar)", _ORDERS_AS_OF
+    sql = sql.format(status_expr=status_expr, status_join=status_join, unknown=UNKNOWN_CURRENCY)
+    # A temp table: the sections below all read the same as-of view of the orders.
+    con.execute("create or replace temp table _report_orders as " + sql, params)
+
+
+def _tie_out(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+    measures = ", ".join(f"cast(sum({m}) as decimal(20, 4)) as {m}" for m, _, _ in MEASURES)
+    by_bucket = _rows(con, f"select currency, bucket, count(*) as orders, {measures} "
+                           "from _report_orders group by currency, bucket")
+    totals = {r["currency"]: r for r in _rows(
+        con, f"select currency, count(*) as orders, {measures} from _report_orders group by currency")}
+    currencies = sorted(totals, key=lambda c: (c == UNKNOWN_CURRENCY, c))
+    data.currencies = currencies
+    for currency in currencies:
+        for key, label in BUCKETS:
+            found = next((r for r in by_bucket if r["currency"] == currency and r["bucket"] == key), None)
+            row = {"currency": currency, "bucket": key, "line": label, "orders": int(found["orders"]) if found else 0}
+            for m, _, _ in MEASURES:
+                row[m] = _dec(found[m]) if found else ZERO
+            data.tie_out.append(row)
+        total = {"currency": currency, "bucket": "total", "line": "System total",
+                 "orders": int(totals[currency]["orders"])}
+        for m, _, _ in MEASURES:
+            total[m] = _dec(totals[currency][m])
+        data.tie_out.append(total)
+        lines = [r for r in data.tie_out if r["currency"] == currency and r["bucket"] != "total"]
+        for m, role, label in MEASURES:
+            summed = sum((r[m] for r in lines), ZERO)
+            data.tie_out_checks.append({
+                "currency": currency, "measure": m, "system": _system_label(data, role), "label": label,
+                "system_total": total[m], "bridged_total": summed, "difference": total[m] - summed,
+                "ok": summed == total[m]})
+        by = {r["bucket"]: r for r in lines}
+        data.headline.append({
+            "currency": currency,
+            "orders": total["orders"],
+            "sold": total["sold"], "paid": total["paid"], "invoiced": total["invoiced"],
+            "fulfilled": total["fulfilled"],
+            "reconciled": by["reconciled"]["sold"],
+            "open_exceptions_sold": by["open_exceptions"]["sold"],
+        })
+
+
+def _system_label(data: ReportData, role: str) -> str:
+    systems = data.systems_by_role.get(role) or []
+    return "+".join(systems) if systems else f"({role} not configured)"
+
+
+_PRESENT = {"orders": "has_order_record", "payments": "is_paid", "invoices": "is_invoiced",
+            "fulfillments": "is_fulfilled"}
+
+
+def _match_rates(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any]) -> None:
+    roles = [r for r in PAIR_ROLES if data.systems_by_role.get(r)]
+    for i, left in enumerate(roles):
+        for right in roles[i + 1:]:
+            left_systems = data.systems_by_role[left]
+            right_systems = data.systems_by_role[right]
+            # A diff touches the pair when the systems it involves include one of each side.
+            row = con.execute(
+                f"""
+                with touched as (
+                    select distinct order_id from marts.fct_order_diffs
+                    where as_of_date = $as_of
+                      and len(list_intersect(string_split(replace(systems_involved, ' ', ''), ','), $left)) > 0
+                      and len(list_intersect(string_split(replace(systems_involved, ' ', ''), ','), $right)) > 0
+                )
+                select
+                    count(*) filter (where o.{_PRESENT[left]} or o.{_PRESENT[right]}) as population,
+                    count(*) filter (where o.{_PRESENT[left]} and o.{_PRESENT[right]}) as in_both,
+                    count(*) filter (where o.{_PRESENT[left]} and o.{_PRESENT[right]}
+                                     and t.order_id is null) as matched
+                from _report_orders o left join touched t on o.order_id = t.order_id
+                """,
+                {**params, "left": left_systems, "right": right_systems}).fetchall()[0]
+            population, in_both, matched = (int(v or 0) for v in row)
+            data.match_rates.append({
+                "pair": f"{left} ↔ {right}", "left_role": left, "right_role": right,
+                "left_systems": "+".join(left_systems), "right_systems": "+".join(right_systems),
+                "orders": population, "in_both": in_both, "matched": matched,
+                "only_one_side": population - in_both, "with_differences": in_both - matched,
+                "match_rate": (matched / population) if population else None,
+            })
+
+
+def _open_exceptions(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any],
+                     has_store: bool) -> None:
+    """Open exceptions as of D: diffs of D not closed by a person, plus exceptions held by a stale source."""
+    if has_store:
+        sql = f"""
+        with {_STATUS_AS_OF.strip()},
+        diffs as (
+            select d.*, x.exception_id, s.status, x.due_at, coalesce(x.owner, d.owner) as current_owner
+            from marts.fct_order_diffs d
+            left join recon.exceptions x
+                on x.order_id = d.order_id and x.diff_type = d.diff_type and x.system = d.system
+            left join exception_status s on s.exception_id = x.exception_id
+            where d.as_of_date = $as_of
+        ),
+        held as (
+            select x.exception_id, x.order_id, x.diff_type, x.system, x.owner, x.severity, x.amount_at_risk,
+                   x.currency, x.first_seen_date, s.status, x.due_at
+            from recon.exceptions x
+            join exception_status s on s.exception_id = x.exception_id
+            where s.status in ('open', 'acknowledged') and x.first_seen_date <= $as_of
+              and not exists (select 1 from diffs d where d.order_id = x.order_id
+                              and d.diff_type = x.diff_type and d.system = x.system)
+        )
+        select exception_id, order_id, diff_type, system, current_owner as owner, severity, amount_at_risk,
+               currency, first_seen_date, coalesce(status, 'open') as status, due_at, false as is_held
+        from diffs where status is null or status in ('open', 'acknowledged')
+        union all
+        select exception_id, order_id, diff_type, system, owner, severity, amount_at_risk, currency,
+               first_seen_date, status, due_at, true as is_held
+        from held
+        """
+    else:
+        sql = """
+        select null as exception_id, order_id, diff_type, system, owner, severity, amount_at_risk, currency,
+               first_seen_date, 'open' as status, null as due_at, false as is_held
+        from marts.fct_order_diffs where as_of_date = $as_of
+        """
+    items = _rows(con, sql, params)
+    as_of = data.as_of_date
+    risk: dict[tuple[str, str, str], dict[str, Any]] = {}
+    by_system: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in items:
+        item["currency"] = item["currency"] or "mixed"
+        item["amount_at_risk"] = _dec(item["amount_at_risk"])
+        item["age_days"] = (as_of - item["first_seen_date"]).days
+        item["age_bucket"] = age_bucket(item["age_days"])
+        key = (item["currency"], item["diff_type"], item["age_bucket"])
+        entry = risk.setdefault(key, {"currency": key[0], "diff_type": key[1], "age_bucket": key[2],
+                                      "exceptions": 0, "amount_at_risk": ZERO,
+                                      "since": item["first_seen_date"]})
+        entry["exceptions"] += 1
+        entry["amount_at_risk"] += item["amount_at_risk"]
+        entry["since"] = min(entry["since"], item["first_seen_date"])
+        skey = (item["currency"], item["system"])
+        sentry = by_system.setdefault(skey, {"currency": skey[0], "system": skey[1], "exceptions": 0,
+                                             "amount_at_risk": ZERO, "since": item["first_seen_date"]})
+        sentry["exceptions"] += 1
+        sentry["amount_at_risk"] += item["amount_at_risk"]
+        sentry["since"] = min(sentry["since"], item["first_seen_date"])
+    order = {b: i for i, b in enumerate(AGE_BUCKETS)}
+    data.money_at_risk = sorted(risk.values(), key=lambda r: (r["currency"], r["diff_type"], order[r["age_bucket"]]))
+    data.open_exceptions_by_system = sorted(by_system.values(), key=lambda r: (r["currency"], -r["amount_at_risk"]))
+    data.oldest_open = sorted(items, key=lambda r: (r["first_seen_date"], -r["amount_at_risk"],
+                                                    r["order_id"], r["diff_type"]))[:OLDEST_LIMIT]
+    data.metrics["open_exceptions"] = len(items)
+    data.metrics["open_exceptions_held"] = sum(1 for i in items if i["is_held"])
+    data.metrics["oldest_open_since"] = min((i["first_seen_date"] for i in items), default=None)
+
+
+def age_bucket(days: int) -> str:
+    """The age bucket of an exception first seen ``days`` days before the as-of day (same as the dbt mart)."""
+    for limit, label in ((1, AGE_BUCKETS[0]), (3, AGE_BUCKETS[1]), (7, AGE_BUCKETS[2]), (14, AGE_BUCKETS[3]),
+                         (30, AGE_BUCKETS[4])):
+        if days <= limit:
+            return label
+    return AGE_BUCKETS[5]
+
+
+def _trend(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any], has_store: bool) -> None:
+    window = {**params, "first": data.as_of_date - dt.timedelta(days=TREND_DAYS - 1)}
+    days = _rows(con, """
+        select as_of_date, orders_in_scope, orders_placed, orders_reconciled, orders_with_diffs, orders_on_hold,
+               reconciled_rate, diffs, diffs_opened, latency_p50_hours, latency_p95_hours
+        from marts.fct_reconciliation_daily
+        where as_of_date between $first and $as_of order by as_of_date""", window)
+    closed: dict[dt.date, dict[str, int]] = {}
+    if has_store:
+        for row in _rows(con, """
+            select as_of_date,
+                   count(*) filter (where event_type = 'opened') as exceptions_opened,
+                   count(*) filter (where to_status in ('resolved', 'auto_resolved', 'accepted')
+                                    and from_status in ('open', 'acknowledged')) as exceptions_closed
+            from recon.exception_events where as_of_date between $first and $as_of group by as_of_date""",
+                         window):
+            closed[row["as_of_date"]] = row
+    for day in days:
+        extra = closed.get(day["as_of_date"], {})
+        day["exceptions_opened"] = int(extra.get("exceptions_opened") or 0)
+        day["exceptions_closed"] = int(extra.get("exceptions_closed") or 0)
+    data.trend = days
+    if _exists(con, "marts", "fct_money_at_risk"):
+        data.trend_money = [
+            {**r, "amount_at_risk": _dec(r["amount_at_risk"])}
+            for r in _rows(con, """
+                select as_of_date, currency, cast(sum(amount_at_risk) as decimal(20, 4)) as amount_at_risk,
+                       sum(diffs) as diffs
+                from marts.fct_money_at_risk where as_of_date between $first and $as_of
+                group by as_of_date, currency order by as_of_date, currency""", window)]
+
+
+def _metrics(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any], has_store: bool) -> None:
+    window = {**params, "first": data.as_of_date - dt.timedelta(days=TREND_DAYS - 1)}
+    today = _rows(con, "select * from marts.fct_reconciliation_daily where as_of_date = $as_of", params)[0]
+    placed = con.execute("select coalesce(sum(orders_placed), 0) from marts.fct_reconciliation_daily "
+                         "where as_of_date between $first and $as_of", window).fetchall()[0][0]
+    m = data.metrics
+    m.update({
+        "orders_in_scope": today["orders_in_scope"],
+        "orders_reconciled": today["orders_reconciled"],
+        "reconciled_rate": today["reconciled_rate"],
+        "diffs": today["diffs"],
+        "diffs_opened": today["diffs_opened"],
+        "latency_p50_hours": today["latency_p50_hours"],
+        "latency_p95_hours": today["latency_p95_hours"],
+        "latency_p50_hours_30d": today["latency_p50_hours_30d"],
+        "latency_p95_hours_30d": today["latency_p95_hours_30d"],
+        "orders_first_reconciled_30d": today["orders_first_reconciled_30d"],
+        "orders_placed_30d": int(placed),
+    })
+    m.update(exceptions_opened_30d=0, exception_rate_30d=None)
+    if _exists(con, "marts", "fct_exception_rates"):
+        rates = _rows(con, """
+            select diff_type, system, sum(opened) as opened, max_by(open_diffs, as_of_date) filter
+                       (where as_of_date = $as_of) as open_today
+            from marts.fct_exception_rates where as_of_date between $first and $as_of
+            group by diff_type, system order by diff_type, system""", window)
+        for r in rates:
+            r["open_today"] = int(r["open_today"] or 0)
+            r["opened"] = int(r["opened"] or 0)
+            r["exception_rate"] = (r["opened"] / placed) if placed else None
+        data.exception_rates = rates
+        total_opened = sum(r["opened"] for r in rates)
+        m["exceptions_opened_30d"] = total_opened
+        m["exception_rate_30d"] = (total_opened / placed) if placed else None
+    if has_store and _exists(con, "marts", "fct_exception_resolution_metrics"):
+        rows = _rows(con, """
+            select owner, diff_type, sum(resolutions) as resolutions, sum(manual_resolutions) as manual,
+                   sum(total_days_to_resolve) as total_days
+            from marts.fct_exception_resolution_metrics
+            where resolved_as_of_date between $first and $as_of
+            group by owner, diff_type order by owner, diff_type""", window)
+        for r in rows:
+            r["resolutions"] = int(r["resolutions"])
+            r["manual"] = int(r["manual"])
+            r["mttr_days"] = (float(r["total_days"]) / r["resolutions"]) if r["resolutions"] else None
+            r["manual_rate"] = (r["manual"] / r["resolutions"]) if r["resolutions"] else None
+        data.resolution = rows
+        resolved = sum(r["resolutions"] for r in rows)
+        m["resolutions_30d"] = resolved
+        m["mttr_days_30d"] = (sum(float(r["total_days"] or 0) for r in rows) / resolved) if resolved else None
+        m["manual_intervention_rate_30d"] = (sum(r["manual"] for r in rows) / resolved) if resolved else None
+    else:
+        m.update(resolutions_30d=0, mttr_days_30d=None, manual_intervention_rate_30d=None)
+    for currency in data.currencies:
+        m[f"money_at_risk_{currency}"] = sum(
+            (r["amount_at_risk"] for r in data.money_at_risk if r["currency"] == currency), ZERO)
+
+
+def _freshness(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any]) -> None:
+    if _exists(con, "marts", "fct_system_freshness"):
+        data.freshness = _rows(con, "select system, role, last_seen_at, freshness_hours, is_stale "
+                                    "from marts.fct_system_freshness where as_of_date = $as_of order by system",
+                               params)
