@@ -259,8 +259,9 @@ def ui(ctx: click.Context, port: int, host: str) -> None:
 def _register_domain_commands() -> None:
     from dagster_project.lib.contracts.cli import contracts
     from dagster_project.lib.exceptions_cli import exceptions, order
+    from dagster_project.lib.reports.cli import report
 
-    for command in (contracts, exceptions, order):
+    for command in (contracts, exceptions, order, report):
         cli.add_command(command)
 
 

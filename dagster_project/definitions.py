@@ -10,6 +10,8 @@ from dagster_project.defs.exceptions import sensors as exception_sensors
 from dagster_project.defs.ingestion import assets as ingestion_assets
 from dagster_project.defs.reconciliation import assets as reconciliation_assets
 from dagster_project.defs.reconciliation import schedules as reconciliation_schedules
+from dagster_project.defs.reporting import assets as reporting_assets
+from dagster_project.defs.reporting import sensors as reporting_sensors
 from dagster_project.lib.config import ReconConfig, load_config
 from dagster_project.lib.dbt_project import get_dbt_resource
 from dagster_project.lib.duckdb_resource import DuckDBResource
@@ -28,6 +30,8 @@ def build_definitions_for(config: ReconConfig) -> dg.Definitions:
         reconciliation_assets.build_defs(config),
         exception_assets.build_defs(config),
         exception_sensors.build_defs(config),
+        reporting_assets.build_defs(config),
+        reporting_sensors.build_defs(config),
         reconciliation_schedules.build_defs(config),
         dg.Definitions(
             resources={

@@ -59,10 +59,10 @@ def record_order_states(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> int:
     segment = "f.customer_segment" if "customer_segment" in columns else "null"
     hold = "f.hold_reason" if "hold_reason" in columns else "null"
     owner = "f.state_owner" if "state_owner" in columns else "null"
-    con.execute(f"delete from {STATE_HISTORY} where as_of_date = ?", [as_of])
     con.execute(
-        f"""insert into {STATE_HISTORY}
-        select f.as_of_date, f.order_id, f.state, {owner}, {hold}, {segment}, current_timestamp::timestamp
+        f"""create or replace temp table _recon_states_of_day as
+        select f.as_of_date, f.order_id, f.state, {owner} as state_owner, {hold} as hold_reason,
+               {segment} as customer_segment
         from marts.fct_orders as f
         left join (
             select order_id, state, state_owner, hold_reason from (
@@ -75,6 +75,22 @@ def record_order_states(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> int:
                or p.state_owner is distinct from {owner} or p.hold_reason is distinct from {hold})""",
         [as_of, as_of],
     )
+    # A rerun of the day keeps identical rows (and their recorded_at) and replaces only what changed.
+    same = """h.order_id = n.order_id and h.state is not distinct from n.state
+              and h.state_owner is not distinct from n.state_owner
+              and h.hold_reason is not distinct from n.hold_reason
+              and h.customer_segment is not distinct from n.customer_segment"""
+    con.execute(
+        f"delete from {STATE_HISTORY} as h where h.as_of_date = ? "
+        f"and not exists (select 1 from _recon_states_of_day as n where {same})",
+        [as_of],
+    )
+    con.execute(
+        f"insert into {STATE_HISTORY} select n.*, current_timestamp::timestamp from _recon_states_of_day as n "
+        f"where not exists (select 1 from {STATE_HISTORY} as h where h.as_of_date = ? and {same})",
+        [as_of],
+    )
+    con.execute("drop table _recon_states_of_day")
     return con.execute(f"select count(*) from {STATE_HISTORY} where as_of_date = ?", [as_of]).fetchall()[0][0]
 
 

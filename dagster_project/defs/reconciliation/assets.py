@@ -20,6 +20,8 @@ class ReconDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props.get("resource_type") == "source":
             return "ingestion"
+        if "reporting" in (dbt_resource_props.get("fqn") or []):
+            return "reporting"
         return "reconciliation"
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]):  # type: ignore[override]

@@ -28,6 +28,8 @@ def money(amount: Any, currency: str | None) -> str:
 
 
 def item_title(item: dict[str, Any]) -> str:
+    if item.get("event_type") == "run_failed":
+        return f"Run failed: {item.get('reason')} (see the run in the Dagster UI)"
     title = _TITLES.get(item.get("event_type", ""), "Exception")
     return (f"{title}: {item.get('diff_type')} on {item.get('system')} for order {item.get('order_id')} "
             f"({item.get('severity')}, {money(item.get('amount_at_risk'), item.get('currency'))} at risk)")

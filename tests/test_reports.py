@@ -1,0 +1,267 @@
+"""The daily reconciliation report: figures and exact tie-out.
+
+Fast tests build the marts the report reads by SQL with known figures; the slow one runs the real
+nightly job (dbt + Dagster) on a small generated demo, materializes the report asset twice and checks
+the report against independent queries of the marts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dagster_project.lib.config import ReconConfig
+from dagster_project.lib.exceptions_store import ensure_schema
+from dagster_project.lib.reports import build_report, collect
+from dagster_project.lib.reports.data import age_bucket
+
+D = dt.date(2026, 10, 5)
+
+# Until the lead wires the reporting domain into definitions.py, the tests add it themselves.
+DEFINITIONS_WITH_REPORTING = """
+import dagster as dg
+
+from dagster_project.definitions import build_definitions
+from dagster_project.defs.reporting import assets as reporting_assets
+from dagster_project.defs.reporting import sensors as reporting_sensors
+from dagster_project.lib.config import load_config
+
+
+def definitions_with_reporting(config_path=None):
+    defs = build_definitions(config_path)
+    if dg.AssetKey("reconciliation_report") in defs.resolve_all_asset_keys():
+        return defs
+    config = load_config(config_path)
+    return dg.Definitions.merge(defs, reporting_assets.build_defs(config), reporting_sensors.build_defs(config))
+"""
+_namespace: dict = {}
+exec(DEFINITIONS_WITH_REPORTING, _namespace)
+definitions_with_reporting = _namespace["definitions_with_reporting"]
+
+
+def build_small_database(path: Path) -> None:
+    """Marts of two days with known figures (EUR and USD, an orphan, a held and an accepted exception)."""
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    con.execute("""
+        create table marts.fct_order_state_history (
+            as_of_date date, order_id varchar, customer_id varchar, state varchar, previous_state varchar,
+            is_first_seen boolean, hold_reason varchar, state_owner varchar, diff_count bigint,
+            has_order_record boolean, currency varchar, total_amount decimal(20,4), ordered_at timestamp,
+            is_paid boolean, net_paid_amount decimal(20,4), is_invoiced boolean, net_invoiced_amount decimal(20,4),
+            is_fulfilled boolean, row_hash varchar)""")
+    rows = [
+        # day 4: o1 paid only; day 5: o1 reconciled (its latest row wins)
+        ("2026-10-04", "o1", "PAID", True, "EUR", "100.10", "2026-10-04 10:00", True, "100.10", False, "0", False),
+        ("2026-10-05", "o1", "RECONCILED", True, "EUR", "100.10", "2026-10-04 10:00", True, "100.10", True, "100.10", True),
+        ("2026-10-04", "o2", "FULFILLED", True, "EUR", "50.05", "2026-10-03 09:00", True, "60.05", True, "50.05", True),
+        ("2026-10-05", "o3", "VALIDATED", True, "EUR", "20.00", "2026-10-05 08:00", False, "0", False, "0", False),
+        ("2026-10-05", "o4", "CANCELLED", True, "USD", "30.00", "2026-10-05 07:00", False, "0", False, "0", False),
+        ("2026-10-05", "o5", "RECONCILED", True, "USD", "70.33", "2026-10-05 01:00", True, "70.33", True, "70.33", True),
+        ("2026-10-05", "o6", "ON_HOLD", False, None, None, None, True, "9.99", False, "0", False),
+        ("2026-10-05", "o7", "FULFILLED", True, "USD", "12.00", "2026-10-02 01:00", True, "12.00", True, "12.00", True),
+        # a row after D must be invisible
+        ("2026-10-06", "o3", "PAID", True, "EUR", "20.00", "2026-10-05 08:00", True, "20.00", False, "0", False),
+    ]
+    for r in rows:
+        con.execute("insert into marts.fct_order_state_history (as_of_date, order_id, state, has_order_record, currency, "
+                    "total_amount, ordered_at, is_paid, net_paid_amount, is_invoiced, net_invoiced_amount, is_fulfilled, "
+                    "row_hash) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'h')", list(r))
+    con.execute("""
+        create table marts.fct_order_diffs (
+            as_of_date date, order_id varchar, diff_type varchar, system varchar, role varchar, systems_involved varchar,
+            currency varchar, amount_at_risk decimal(20,4), owner varchar, severity varchar, first_seen_date date)""")
+    con.execute("""insert into marts.fct_order_diffs values
+        ('2026-10-05', 'o2', 'amount_mismatch', 'psp', 'payments', 'shop, psp', 'EUR', 10.00, 'payments-ops', 'high', '2026-10-01'),
+        ('2026-10-05', 'o6', 'orphan_record', 'psp', 'payments', 'shop, psp', 'USD', 9.99, 'payments-ops', 'medium', '2026-10-05'),
+        ('2026-10-05', 'o7', 'customer_mismatch', 'psp', 'payments', 'shop, psp', 'USD', 0, 'revenue-ops', 'low', '2026-10-02'),
+        ('2026-10-04', 'o2', 'amount_mismatch', 'psp', 'payments', 'shop, psp', 'EUR', 10.00, 'payments-ops', 'high', '2026-10-01')""")
+    con.execute("""
+        create table marts.fct_reconciliation_daily as select * from (values
+        (date '2026-10-04', 3, 1, 0, 1, 0, 0.0, 1, 0, 0, null::double, null::double, 0, null::double, null::double),
+        (date '2026-10-05', 7, 3, 2, 3, 1, 2.0 / 7, 3, 1, 2, 24.0, 40.0, 2, 24.0, 40.0))
+        t(as_of_date, orders_in_scope, orders_placed, orders_reconciled, orders_with_diffs, orders_on_hold,
+          reconciled_rate, diffs, diffs_opened, orders_first_reconciled, latency_p50_hours, latency_p95_hours,
+          orders_first_reconciled_30d, latency_p50_hours_30d, latency_p95_hours_30d)""")
+    ensure_schema(con)
+    exceptions = [
+        # o2: open; o7: accepted by a person; o9: held (stale source, no diff on D)
+        ("x2", "o2", "amount_mismatch", "psp", "open", "EUR", "10.00", "2026-10-01"),
+        ("x7", "o7", "customer_mismatch", "psp", "accepted", "USD", "0", "2026-10-02"),
+        ("x9", "o9", "missing_invoice", "erp", "open", "EUR", "5.55", "2026-09-20"),
+    ]
+    for ex_id, order, diff_type, system, status, cur, amount, first in exceptions:
+        con.execute("insert into recon.exceptions (exception_id, order_id, diff_type, system, status, currency, "
+                    "amount_at_risk, owner, severity, first_seen_date, last_seen_date, last_as_of_date, "
+                    "opened_as_of_date) values (?, ?, ?, ?, ?, ?, ?, 'ops', 'high', ?, ?, ?, ?)",
+                    [ex_id, order, diff_type, system, status, cur, amount, first, first, first, first])
+    events = [
+        ("e1", "x2", "2026-10-01", "opened", "recon", None, "open", "2026-10-02 01:00"),
+        ("e2", "x7", "2026-10-02", "opened", "recon", None, "open", "2026-10-03 01:00"),
+        ("e3", "x7", "2026-10-04", "accepted", "alice", "open", "accepted", "2026-10-04 12:00"),
+        ("e4", "x9", "2026-09-20", "opened", "recon", None, "open", "2026-09-21 01:00"),
+        # a later event must not change the status as of D
+        ("e5", "x2", "2026-10-06", "auto_resolved", "recon", "open", "auto_resolved", "2026-10-07 01:00"),
+    ]
+    for e in events:
+        con.execute("insert into recon.exception_events (event_id, exception_id, as_of_date, event_type, actor, "
+                    "from_status, to_status, recorded_at) values (?, ?, ?, ?, ?, ?, ?, ?)", list(e))
+    con.close()
+
+
+@pytest.fixture
+def small_db(tmp_path: Path) -> Path:
+    path = tmp_path / "small.duckdb"
+    build_small_database(path)
+    return path
+
+
+def test_tie_out_sums_exactly_and_buckets_every_order_once(small_db: Path, demo_config: ReconConfig) -> None:
+    con = duckdb.connect(str(small_db), read_only=True)
+    data = collect(con, demo_config, D)
+    con.close()
+    assert data.tie_out_ok
+    assert data.currencies == ["EUR", "USD"]
+    line = {(r["currency"], r["bucket"]): r for r in data.tie_out}
+    # EUR: o1 reconciled (as of D, not its day-4 row), o2 open exception, o3 in progress (its day-6 row is invisible)
+    assert line[("EUR", "total")]["sold"] == Decimal("170.1500")
+    assert line[("EUR", "total")]["paid"] == Decimal("160.1500")
+    assert line[("EUR", "reconciled")]["sold"] == Decimal("100.1000")
+    assert line[("EUR", "open_exceptions")]["paid"] == Decimal("60.0500")
+    assert line[("EUR", "in_progress")]["orders"] == 1
+    # USD: o5 reconciled, o4 cancelled, o7 accepted by a person, o6 an orphan whose currency comes from its diff
+    assert line[("USD", "reconciled")]["sold"] == Decimal("70.3300")
+    assert line[("USD", "cancelled_refunded")]["sold"] == Decimal("30.0000")
+    assert line[("USD", "closed_by_people")]["orders"] == 1
+    assert line[("USD", "open_exceptions")]["paid"] == Decimal("9.9900")
+    assert line[("USD", "total")]["paid"] == Decimal("92.3200")
+    for check in data.tie_out_checks:
+        assert check["difference"] == 0 and isinstance(check["system_total"], Decimal)
+
+
+def test_money_at_risk_counts_open_and_held_exceptions_by_age(small_db: Path, demo_config: ReconConfig) -> None:
+    con = duckdb.connect(str(small_db), read_only=True)
+    data = collect(con, demo_config, D)
+    con.close()
+    risk = {(r["currency"], r["diff_type"], r["age_bucket"]): r["amount_at_risk"] for r in data.money_at_risk}
+    assert risk == {
+        ("EUR", "amount_mismatch", "4-7 days"): Decimal("10.0000"),
+        ("EUR", "missing_invoice", "15-30 days"): Decimal("5.5500"),  # held: no diff on D, still open
+        ("USD", "orphan_record", "0-1 days"): Decimal("9.9900"),       # not synced yet: counts as open
+    }
+    assert data.metrics["open_exceptions"] == 3
+    assert data.metrics["open_exceptions_held"] == 1
+    assert data.metrics["oldest_open_since"] == dt.date(2026, 9, 20)
+    assert data.oldest_open[0]["order_id"] == "o9"
+    assert [age_bucket(n) for n in (0, 1, 2, 3, 4, 7, 8, 14, 15, 30, 31)] == [
+        "0-1 days", "0-1 days", "2-3 days", "2-3 days", "4-7 days", "4-7 days", "8-14 days", "8-14 days",
+        "15-30 days", "15-30 days", "over 30 days"]
+
+
+def test_report_files_are_written_to_the_dated_folder(small_db: Path, demo_config: ReconConfig,
+                                                      tmp_path: Path) -> None:
+    con = duckdb.connect(str(small_db), read_only=True)
+    result = build_report(con, demo_config, D, out=tmp_path / "reports")
+    con.close()
+    assert result.folder == (tmp_path / "reports" / "2026-10-05").resolve()
+    names = sorted(p.name for p in result.folder.iterdir())
+    assert {"report.html", "report.xlsx", "summary.json", "tie_out.csv", "money_at_risk.csv", "trend.csv",
+            "match_rates.csv", "open_exceptions.csv", "metrics.csv"} <= set(names)
+    summary = json.loads(result.json.read_text())
+    assert summary["tie_out_ok"] is True
+    assert summary["currencies"]["EUR"]["sold"] == 170.15
+    assert summary["money_at_risk_by_currency"] == {"EUR": 15.55, "USD": 9.99}
+    tie_out_csv = (result.folder / "tie_out.csv").read_text()
+    assert "2026-10-05,EUR,total,System total,3,170.1500,160.1500" in tie_out_csv
+    html = result.html.read_text()
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert "<svg" in html
+    import zipfile
+
+    with zipfile.ZipFile(result.xlsx) as book:
+        assert "xl/worksheets/sheet2.xml" in book.namelist()
+
+
+def test_report_of_a_day_that_was_not_reconciled_fails_clearly(small_db: Path, demo_config: ReconConfig) -> None:
+    from dagster_project.lib.reports import ReportDataError
+
+    con = duckdb.connect(str(small_db), read_only=True)
+    with pytest.raises(ReportDataError, match="2026-10-09 has not been reconciled"):
+        collect(con, demo_config, dt.date(2026, 10, 9))
+    con.close()
+
+
+def test_run_failure_alert_goes_to_the_outbox_once(demo_config: ReconConfig, monkeypatch) -> None:
+    from dagster_project.defs.reporting import sensors
+
+    monkeypatch.setenv("RECON_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    sent: list[dict] = []
+
+    class Capture:
+        def send(self, message: dict) -> None:
+            sent.append(message)
+
+    monkeypatch.setattr("dagster_project.lib.notifications.outbox.build_senders",
+                        lambda config, env=None: {"ticketing": Capture()})
+    demo_config.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime(2026, 10, 6, 2, 5)
+    first = sensors.alert_run_failure(demo_config, "abcdef123456", "nightly_reconciliation", "2026-10-05",
+                                      "dbt failed", now=now)
+    again = sensors.alert_run_failure(demo_config, "abcdef123456", "nightly_reconciliation", "2026-10-05",
+                                      "dbt failed", now=now)
+    assert first.startswith("queued 1") and "sent 1" in first
+    assert "already queued" in again
+    assert len(sent) == 1 and sent[0]["items"][0]["diff_type"] == "run_failure"
+
+
+# ---- end to end ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_report_asset_on_real_runs_matches_the_marts(demo_config: ReconConfig) -> None:
+    import os
+
+    import dagster as dg
+
+    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.runner import dagster_home
+    from ingestion.demo.generator import generate
+
+    start = demo_config.project.start_date
+    generate(Path(os.environ["RECON_DEMO_DATA"]), orders=120, days=2, seed=3, start_date=start,
+             rules=demo_config.rules.model_dump(mode="json", by_alias=True))
+    dagster_home(demo_config)
+    instance = dg.DagsterInstance.get()
+    job = definitions_with_reporting(str(demo_config.source_file)).resolve_job_def("nightly_reconciliation")
+    days = [start, start + dt.timedelta(days=1)]
+    for day in days:
+        assert job.execute_in_process(partition_key=day.isoformat(), instance=instance).success
+    report = demo_config.state_dir / "reports" / days[-1].isoformat()
+    first = {p.name: p.read_bytes() for p in report.iterdir() if p.suffix == ".csv"}
+    rerun = job.execute_in_process(partition_key=days[-1].isoformat(), instance=instance,
+                                   asset_selection=[dg.AssetKey("reconciliation_report")])
+    assert rerun.success
+    assert {p.name: p.read_bytes() for p in report.iterdir() if p.suffix == ".csv"} == first  # reruns change nothing
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["tie_out_ok"] is True
+    con = connect(demo_config.duckdb_path, read_only=True)
+    try:
+        # fct_orders is the last built day: the report's system totals must equal it, per currency.
+        expected = {c: (float(s), float(p)) for c, s, p in con.execute(
+            "select currency, sum(total_amount), sum(net_paid_amount) from marts.fct_orders "
+            "where has_order_record group by currency").fetchall()}
+        at_risk = con.execute("select count(*) from marts.fct_order_diffs where as_of_date = ?",
+                              [days[-1]]).fetchall()[0][0]
+    finally:
+        con.close()
+    for currency, (sold, _paid) in expected.items():
+        assert summary["currencies"][currency]["sold"] == pytest.approx(sold, abs=1e-9)
+    assert summary["metrics"]["diffs"] == at_risk
+    materialization = instance.get_latest_materialization_event(dg.AssetKey("reconciliation_report"))
+    metadata = materialization.asset_materialization.metadata
+    assert metadata["tie_out_ok"].value is True and "reconciled_rate" in metadata and "preview" in metadata
