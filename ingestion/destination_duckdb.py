@@ -233,6 +233,16 @@ class DuckDBDestination:
         }
 
     def write_state(self, system: str, stream: str, state: dict[str, Any], updated_at: datetime) -> None:
+        """Store the stream's state; an unchanged state is left as it is (a sync with nothing new
+        changes no table but the run log)."""
+        text = json.dumps(state, sort_keys=True, default=str)
+        current = _run(
+            self.con,
+            f"SELECT CAST(state AS VARCHAR) FROM {META_SCHEMA}.stream_state WHERE system = ? AND stream = ?",
+            [system, stream],
+        )
+        if current and json.dumps(json.loads(current[0][0]), sort_keys=True, default=str) == text:
+            return
         _run(
             self.con,
             f"DELETE FROM {META_SCHEMA}.stream_state WHERE system = ? AND stream = ?",
@@ -241,7 +251,7 @@ class DuckDBDestination:
         _run(
             self.con,
             f"INSERT INTO {META_SCHEMA}.stream_state VALUES (?, ?, ?::JSON, ?)",
-            [system, stream, json.dumps(state, sort_keys=True, default=str), updated_at],
+            [system, stream, text, updated_at],
         )
 
     # ------------------------------------------------------------------------------------- runs

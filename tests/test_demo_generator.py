@@ -3,6 +3,10 @@
 Besides the shapes and invariants, `_evaluate` is a small, independent reading of
 docs/reconciliation-rules.md over the generated files (through the field mapping of the demo
 config); the ground truth must match it exactly on every as-of day.
+
+The demo data holds a few records that break the source contracts (contract_breaks.csv). The
+pipeline quarantines them, so the readers below leave them out the same way; that the contract
+checks really catch them is tested in tests/test_demo_contract_breaks.py.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from ingestion.demo import expected_diffs, generate
+from ingestion.demo import expected_contract_breaks, expected_diffs, generate
 from ingestion.demo.ground_truth import read_ground_truth, read_stale
 from ingestion.demo.scenarios import INJECTIONS
 
@@ -102,11 +106,41 @@ def test_no_outage_for_short_windows(tmp_path: Path, rules: dict) -> None:
 # ---- native shapes ---------------------------------------------------------------------------
 
 
+_PRIMARY_KEY = {
+    "shop/orders": "order_number",
+    "psp/charges": "id",
+    "psp/refunds": "id",
+    "erp/documents": "DocNo",
+    "wms/shipments": "shipment_ref",
+    "crm/accounts": "AccountId",
+}
+
+
+def _quarantine(root: Path, path: Path, rows: list) -> list:
+    """`rows` of one file without the contract-breaking records listed in contract_breaks.csv
+    (rows are dicts, or (available_at, dict) pairs)."""
+    rel = path.relative_to(root).as_posix()
+    breaks = [b for b in expected_contract_breaks(root) if b["file"] == rel]
+    if not breaks:
+        return rows
+    key = _PRIMARY_KEY[rel.rsplit("/", 1)[0]]
+
+    def is_break(row: dict) -> bool:
+        return any(
+            str(row.get(b["match_column"])) == b["match_value"] and (row.get(key) or "") == b["row_key"]
+            for b in breaks
+        )
+
+    kept = [r for r in rows if not is_break(r[1] if isinstance(r, tuple) else r)]
+    assert len(kept) == len(rows) - len(breaks), f"{rel}: the listed contract breaks are not all in the file"
+    return kept
+
+
 def _jsonl(root: Path, stream: str) -> list[dict]:
     return [
-        json.loads(line)
+        row
         for p in sorted((root / stream).glob("*.jsonl"))
-        for line in p.read_text().splitlines()
+        for row in _quarantine(root, p, [json.loads(line) for line in p.read_text().splitlines()])
     ]
 
 
@@ -114,7 +148,7 @@ def _csv(root: Path, stream: str) -> list[dict]:
     rows = []
     for p in sorted((root / stream).glob("*.csv")):
         with open(p, newline="", encoding="utf-8") as fh:
-            rows.extend(csv.DictReader(fh))
+            rows.extend(_quarantine(root, p, list(csv.DictReader(fh))))
     return rows
 
 
@@ -284,6 +318,7 @@ def test_short_grace_windows_still_give_an_exact_ground_truth(tmp_path: Path, ru
         ({"injection_rates": {"contract_violation": 0.1}}, "contract_violation"),
         ({"injection_rates": {"missing_payment": 1.5}}, "missing_payment"),
         ({"lookalike_rate": -0.1}, "lookalike_rate"),
+        ({"contract_breaks": "yes"}, "contract_breaks"),
         ({"rules": {"grace_hours": {"missing_payment": "soon"}}}, "missing_payment"),
     ],
 )
@@ -309,17 +344,18 @@ _ROLE = {"shop": "orders", "psp": "payments", "erp": "invoices", "wms": "fulfill
 
 
 def _file_rows(root: Path, stream: str) -> list[tuple[float, dict]]:
-    """(available_at, native row) of every file of a stream."""
+    """(available_at, native row) of every file of a stream, without the quarantined contract breaks."""
     rows = []
     for p in sorted((root / stream).glob("*")):
         mtime = p.stat().st_mtime
         if p.suffix == ".jsonl":
-            rows += [(mtime, json.loads(line)) for line in p.read_text().splitlines()]
+            found = [(mtime, json.loads(line)) for line in p.read_text().splitlines()]
         elif p.suffix == ".csv":
             with open(p, newline="", encoding="utf-8") as fh:
-                rows += [(mtime, r) for r in csv.DictReader(fh)]
+                found = [(mtime, r) for r in csv.DictReader(fh)]
         else:
-            rows += [(mtime, r) for r in pq.read_table(p).to_pylist()]
+            found = [(mtime, r) for r in pq.read_table(p).to_pylist()]
+        rows += _quarantine(root, p, found)
     return rows
 
 

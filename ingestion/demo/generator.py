@@ -2,7 +2,8 @@
 
 `generate` writes one file per stream per day under `out_dir` (see the README of the demo config),
 plus `ground_truth.csv` (every diff that must show, and from/until which as-of day), `stale.csv`
-(system outage days) and `manifest.json`. The same arguments give byte-identical files.
+(system outage days), `contract_breaks.csv` (the extra records that break the source contracts, see
+contract_breaks.py) and `manifest.json`. The same arguments give byte-identical files.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from ingestion.demo.contract_breaks import remove_contract_breaks_csv, write_contract_breaks
 from ingestion.demo.ground_truth import (
     MANIFEST_FILE,
     TruthRow,
@@ -76,6 +78,7 @@ class GenerationSummary:
     lookalikes: dict[str, int]  # look-alike kind -> orders
     stale: list[tuple[str, date]]
     incidental: int = 0  # ground-truth rows the data causes without an injected problem
+    contract_breaks: int = 0  # extra records that break a source contract (contract_breaks.csv)
     files: dict[str, int] = field(default_factory=dict, repr=False)
 
 
@@ -130,6 +133,7 @@ def generate(
     injection_rates: dict[str, float] | None = None,
     lookalike_rate: float | None = None,
     outage: bool = True,
+    contract_breaks: bool = True,
 ) -> GenerationSummary:
     """Write the deterministic demo data set.
 
@@ -144,11 +148,16 @@ def generate(
             (default 0.006 each); keys are diff types (contract_violation is not generated).
         lookalike_rate: share of orders per look-alike kind (default 0.006 each).
         outage: drop the ERP documents file of one mid-window day (needs days >= 5).
+        contract_breaks: append one extra record per stream that breaks the stream's contract
+            (quarantined by the contract checks; they belong to no real order, so the ground truth
+            is the same either way) and list them in contract_breaks.csv.
 
     Returns:
         A GenerationSummary of rows, files, injected problems, look-alikes and stale days.
     """
     rates, la_rate = _validate(orders, days, seed, start_date, injection_rates, lookalike_rate)
+    if not isinstance(contract_breaks, bool):
+        raise ValueError(f"contract_breaks must be True or False, got {contract_breaks!r}")
     ruleset = RuleSet.from_config(rules)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -266,6 +275,20 @@ def generate(
 
     files = write_files(out_dir, sink, start_date, days)
     lookalike_counts["records_landing_a_day_late"] = _count_late(sink)
+    if contract_breaks:
+        breaks = write_contract_breaks(
+            out_dir,
+            sink,
+            clock,
+            seed=seed,
+            start_date=start_date,
+            days=days,
+            customers=n_existing,
+            files=files,
+        )
+    else:
+        breaks = []
+        remove_contract_breaks_csv(out_dir)
 
     truth = [
         TruthRow(
@@ -305,6 +328,7 @@ def generate(
             "injection_rates": rates,
             "lookalike_rate": la_rate,
             "outage": outage,
+            "contract_breaks": contract_breaks,
             "late_arrival_rate": LATE_ARRIVAL_RATE,
         },
         "seed": seed,
@@ -317,6 +341,7 @@ def generate(
         "injected": injected,
         "injected_by_system": dict(sorted(injected_by_system.items())),
         "incidental": incidental,
+        "contract_breaks": [f"{b.system}/{b.stream}: {b.rule_id}" for b in breaks],
         "lookalikes": lookalike_counts,
         "files": files,
     }
@@ -330,12 +355,13 @@ def generate(
         orders=orders,
         customers=extra_customer,
         rows=rows,
-        files_written=len(files) + 3,
+        files_written=len(files) + 3 + (1 if breaks else 0),
         injected=injected,
         injected_by_system=dict(sorted(injected_by_system.items())),
         lookalikes=lookalike_counts,
         stale=stale,
         incidental=incidental,
+        contract_breaks=len(breaks),
         files=files,
     )
 

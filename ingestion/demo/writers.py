@@ -53,7 +53,8 @@ def clear_previous(out_dir: Path) -> None:
                 path.unlink()
 
 
-def _write_parquet(path: Path, rows: list) -> None:
+def write_parquet_rows(path: Path, rows: list) -> None:
+    """Write WMS shipment row tuples as one Parquet file (the WMS export's exact options)."""
     schema = wms_schema()
     cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(7)]
     table = pa.Table.from_arrays(
@@ -102,7 +103,7 @@ def write_files(out_dir: Path, sink: Sink, start: date, days: int) -> dict[str, 
             name = f"{day_date.isoformat()}.{EXTENSIONS[stream]}"
             path = folder / name
             if stream == "wms/shipments":
-                _write_parquet(path, [row for _, row in rows])
+                write_parquet_rows(path, [row for _, row in rows])
             else:
                 body = "\n".join(line for _, line in rows)
                 if stream in CSV_HEADERS:
