@@ -467,3 +467,25 @@ def test_missing_as_of_date_fails_clearly(tmp_path: Path) -> None:
     proc = env.dbt("run", "--select", "int_system_freshness", check=False)
     assert proc.returncode != 0
     assert "as_of_date" in proc.stdout
+
+
+@pytest.mark.slow
+def test_manual_match_relinks_an_orphan_record(tmp_path: Path) -> None:
+    env = DbtEnv(tmp_path)
+    create_raw_tables(env.db)
+    con = duckdb.connect(str(env.db))
+    con.execute("""
+        create schema recon;
+        create table recon.manual_matches (match_id varchar primary key, exception_id varchar, system varchar,
+            record_order_id varchar, matched_order_id varchar, actor varchar, note varchar, matched_at timestamp);
+        insert into recon.manual_matches values
+            ('m1', 'x', 'psp', 'O6', 'O2', 'ana', 'typo in the order number', timestamp '2026-10-05 09:00:00');
+    """)
+    con.close()
+    env.dbt("run", as_of="2026-10-05")
+    diffs = diffs_of(env, "2026-10-05")
+    assert ("O6", "orphan_record", "psp") not in diffs
+    assert ("O2", "missing_payment", "psp") not in diffs  # the matched charge pays O2 now
+    relinked = env.query("select distinct order_id from intermediate.int_payments_unioned "
+                         "where source_system = 'psp' and order_id in ('O6', 'O2')")
+    assert relinked == [("O2",)]

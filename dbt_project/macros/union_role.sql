@@ -2,6 +2,10 @@
   Union of the staging models of every system (and stream) playing `role`, with the role's columns in
   a fixed order. The refs come from var recon.roles / recon.systems, which are present at parse time.
   A role with no systems yields empty_role_relation(role).
+
+  Manual matches: when an owner links orphan records to an order by hand (`recon exceptions match`,
+  table recon.manual_matches), the records of that system carrying the orphan order id are read as
+  belonging to the matched order, so they count in that order's sums from then on.
 #}
 {% macro union_role(role) -%}
     {%- set cfg = recon_config() -%}
@@ -12,16 +16,47 @@
             {%- do models.append('stg_' ~ system ~ '__' ~ stream) -%}
         {%- endfor -%}
     {%- endfor -%}
+    {%- set matches = none -%}
+    {%- if execute and role in ('payments', 'invoices', 'fulfillments') -%}
+        {%- set matches = adapter.get_relation(database=target.database, schema='recon', identifier='manual_matches') -%}
+    {%- endif -%}
     {%- if models | length == 0 -%}
 {{ empty_role_relation(role) }}
     {%- else -%}
+with
+
+unioned as (
         {%- for model in models %}
+    select
+        {%- for name, type in columns %}
+        {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from {{ ref(model) }}
+    {{ "union all" if not loop.last }}
+        {%- endfor %}
+)
+        {%- if matches is none %}
+
+select * from unioned
+        {%- else %},
+
+matches as (
+    select system, record_order_id, matched_order_id
+    from (
+        select *, row_number() over (partition by system, record_order_id order by matched_at desc, match_id desc) as rn
+        from {{ matches }}
+    ) as ranked
+    where rn = 1
+)
+
 select
-    {%- for name, type in columns %}
-    {{ name }}{{ "," if not loop.last }}
-    {%- endfor %}
-from {{ ref(model) }}
-{{ "union all" if not loop.last }}
-        {%- endfor -%}
+            {%- for name, type in columns %}
+    {% if name == 'order_id' %}coalesce(matches.matched_order_id, unioned.order_id){% else %}unioned.{{ name }}{% endif %} as {{ name }}{{ "," if not loop.last }}
+            {%- endfor %}
+from unioned
+left join matches
+    on matches.system = unioned.source_system
+    and matches.record_order_id = unioned.order_id
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
