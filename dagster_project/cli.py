@@ -13,7 +13,7 @@ import click
 from dagster_project.lib.config import ConfigError, ReconConfig, load_config, resolve_config_path
 
 DEFAULT_DEMO_ORDERS = 5000
-DEFAULT_DEMO_DAYS = 14
+DEFAULT_DEMO_DAYS = 7
 DEFAULT_DEMO_SEED = 7
 
 

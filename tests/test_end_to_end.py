@@ -14,6 +14,7 @@ import pytest
 from dagster_project.lib.duckdb_resource import connect
 from dagster_project.lib.runner import days_between, run_days
 from ingestion.demo.generator import generate
+from ingestion.demo import expected_contract_breaks
 from ingestion.demo.ground_truth import expected_diffs
 
 pytestmark = pytest.mark.slow
@@ -95,8 +96,13 @@ def test_every_day_matches_the_ground_truth_and_reruns_change_nothing(demo_confi
         assert total == distinct
         open_ids = {r[0] for r in con.execute(
             "select order_id || '|' || diff_type || '|' || system from recon.exceptions "
-            "where status = 'open'").fetchall()}
+            "where status = 'open' and diff_type <> 'contract_violation'").fetchall()}
+        contract_subjects = {r[0] for r in con.execute(
+            "select system from recon.exceptions where diff_type = 'contract_violation' and status = 'open'"
+        ).fetchall()}
     finally:
         con.close()
     last = {"|".join(k) for k in expected_diffs(data, all_days[-1])}
     assert open_ids == last
+    # the demo's injected contract breaks were caught and opened as contract_violation exceptions
+    assert contract_subjects == {b["system"] for b in expected_contract_breaks(data)}

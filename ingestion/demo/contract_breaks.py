@@ -14,11 +14,11 @@ from the seed. Each record breaks exactly one quarantining row-level rule of the
 | crm/accounts | `AccountId` is empty | `key_not_null:AccountId` |
 
 The records belong to no real order: the ones that carry an order id use `SO-8` plus 7 digits (real
-orders are `SO-` plus 7 digits, orphans `SO-9` plus 7 digits), with ids, document numbers and
-shipment references of shapes no other record has, and customers and accounts are left alone
-(the shop order has no number, the CRM row no id). Quarantined, they leave every reconciliation
-diff of `ground_truth.csv` as it is; not quarantined, they could only add diffs of their own
-(`SO-8...` orphans), never change another order's. `contract_breaks.csv` lists them;
+orders are `SO-` plus 7 digits, orphans `SO-9` plus 7 digits), and their ids, document numbers and
+shipment references have shapes no other record has. The shop order has no number and the CRM row
+no id, so no real order or account gets another version. Quarantined, they leave every
+reconciliation diff of `ground_truth.csv` as it is; not quarantined, they could only add diffs about
+themselves (e.g. `SO-8...` orphans), never change another order's. `contract_breaks.csv` lists them;
 `expected_contract_breaks` reads it back.
 """
 
