@@ -13,8 +13,8 @@ import pytest
 
 from dagster_project.lib.duckdb_resource import connect
 from dagster_project.lib.runner import days_between, run_days
-from ingestion.demo.generator import generate
 from ingestion.demo import expected_contract_breaks
+from ingestion.demo.generator import generate
 from ingestion.demo.ground_truth import expected_diffs
 
 pytestmark = pytest.mark.slow
