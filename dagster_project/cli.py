@@ -102,8 +102,22 @@ def demo_data(ctx: click.Context, out_dir: str | None, orders: int, days: int, s
                            injection_rates=injection or None, outage=not no_outage)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"wrote demo data to {out}")
-    click.echo(str(summary))
+    click.echo(_describe_generation(summary))
+
+
+def _describe_generation(summary) -> str:
+    rows = ", ".join(f"{name} {n:,}" for name, n in sorted(summary.rows.items()))
+    stale = ", ".join(f"{system} on {day}" for system, day in summary.stale) or "none"
+    return "\n".join([
+        f"wrote demo data to {summary.out_dir}",
+        f"  {summary.start_date} .. {summary.end_date}: {summary.orders:,} orders, {summary.customers:,} customers",
+        f"  rows: {rows}",
+        f"  injected problems: {sum(summary.injected.values()):,} across {len(summary.injected)} diff types"
+        f" (ground truth: {summary.out_dir / 'ground_truth.csv'})",
+        f"  look-alikes that must not show: {sum(summary.lookalikes.values()):,}",
+        f"  contract breaks: {summary.contract_breaks} ({summary.out_dir / 'contract_breaks.csv'})",
+        f"  stale source days (ON_HOLD): {stale}",
+    ])
 
 
 @cli.command()

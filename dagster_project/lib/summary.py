@@ -16,6 +16,8 @@ class Summary:
     as_of_date: dt.date | None
     rows_per_stream: list[tuple[str, str, int]] = field(default_factory=list)
     quarantined: int = 0
+    contract_quarantined: int = 0
+    contract_violations: int = 0
     orders: int = 0
     states: list[tuple[str, int]] = field(default_factory=list)
     diffs_per_type: list[tuple[str, int]] = field(default_factory=list)
@@ -29,6 +31,8 @@ class Summary:
             "as_of_date": str(self.as_of_date) if self.as_of_date else None,
             "rows_per_stream": [{"system": s, "stream": t, "rows": n} for s, t, n in self.rows_per_stream],
             "quarantined": self.quarantined,
+            "contract_quarantined": self.contract_quarantined,
+            "contract_violations": self.contract_violations,
             "orders": self.orders,
             "states": dict(self.states),
             "diffs_per_type": dict(self.diffs_per_type),
@@ -63,6 +67,10 @@ def build_summary(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt
             summary.rows_per_stream.append((system_name, stream, int(rows)))
     if _exists(con, "recon_meta", "quarantine"):
         summary.quarantined = int(con.execute("select count(*) from recon_meta.quarantine").fetchall()[0][0])
+    if _exists(con, "recon_meta", "contract_quarantine"):
+        summary.contract_quarantined = int(con.execute(
+            "select count(distinct (system, stream, _airbyte_raw_id)) from recon_meta.contract_quarantine"
+        ).fetchall()[0][0])
     if _exists(con, "marts", "fct_order_diffs"):
         if summary.as_of_date is None:
             summary.as_of_date = con.execute("select max(as_of_date) from marts.fct_order_diffs").fetchall()[0][0]
@@ -83,9 +91,13 @@ def build_summary(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt
         summary.exceptions_by_status = [(s, int(n)) for s, n in con.execute(
             "select status, count(*) from recon.exceptions group by 1 order by 2 desc, 1").fetchall()]
         summary.open_exceptions = sum(n for s, n in summary.exceptions_by_status if s in ("open", "acknowledged"))
-        summary.money_at_risk = [(c or "?", float(a)) for c, a in con.execute(
+        summary.money_at_risk = [(c, float(a)) for c, a in con.execute(
             "select currency, sum(amount_at_risk) from recon.exceptions "
-            "where status in ('open', 'acknowledged') group by 1 order by 2 desc").fetchall()]
+            "where status in ('open', 'acknowledged') and currency is not null "
+            "group by 1 order by 2 desc").fetchall()]
+        summary.contract_violations = int(con.execute(
+            "select count(*) from recon.exceptions where diff_type = 'contract_violation' "
+            "and status in ('open', 'acknowledged')").fetchall()[0][0])
     return summary
 
 
@@ -96,7 +108,10 @@ def render_summary(summary: Summary, config: ReconConfig) -> str:
     for system, stream, rows in summary.rows_per_stream:
         role = config.systems[system].role
         lines.append(f"  {system + '.' + stream:<22} {role:<13} {rows:>10,}")
-    lines.append(f"  quarantined rows: {summary.quarantined:,}")
+    lines.append(f"  unreadable rows quarantined by the connectors: {summary.quarantined:,}")
+    lines.append(f"  rows quarantined by the contract checks:       {summary.contract_quarantined:,}"
+                 f"  (open contract_violation exceptions: {summary.contract_violations:,};"
+                 " recon exceptions list --type contract_violation)")
     lines.append("")
     lines.append(f"Canonical orders: {summary.orders:,}")
     for state, n in summary.states:
