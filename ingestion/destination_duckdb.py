@@ -2,7 +2,7 @@
 
 Owns:
 - ``raw_<system>.<stream>``: the source's columns (names as the source wrote them), then
-  ``_airbyte_raw_id`` VARCHAR (uuid), ``_airbyte_extracted_at`` TIMESTAMPTZ (sync time),
+  ``_airbyte_raw_id`` VARCHAR (``<sync_id>-<batch>-<row>``), ``_airbyte_extracted_at`` TIMESTAMPTZ (sync time),
   ``_airbyte_meta`` JSON (``{"sync_id": N, "changes": [...]}``), ``_airbyte_generation_id`` BIGINT,
   ``_ab_source_file_url`` VARCHAR and ``_ab_source_file_last_modified`` TIMESTAMPTZ (the file's mtime,
   UTC: the row's ``available_at``).
@@ -161,6 +161,12 @@ class SyncContext:
     sync_id: int
     extracted_at: datetime
     generation_id: int = 0
+    batches: int = 0  # batches landed so far (part of each row's ``_airbyte_raw_id``)
+
+    def next_raw_id_prefix(self) -> str:
+        """``<sync_id>-<batch>-``: with the row's position in its batch, a raw id unique in the table."""
+        self.batches += 1
+        return f"{self.sync_id}-{self.batches}-"
 
 
 @dataclass
@@ -499,16 +505,19 @@ class DuckDBDestination:
                 f"({_sql_literal(head)} || {joined} || '}}') END::JSON"
             )
         if staged.records:
+            # The raw id is "<sync_id>-<batch>-<row>" (text): unique in the table, and far cheaper to
+            # generate and store than a random UUID's 36 characters.
             _run(
                 self.con,
                 f"INSERT INTO {self.table_name(ctx.system, ctx.stream)} BY NAME SELECT "
                 + "".join(f"{s}, " for s in selects)
-                + "gen_random_uuid()::VARCHAR AS _airbyte_raw_id, "
+                + "$raw_id_prefix || rowid::VARCHAR AS _airbyte_raw_id, "
                 f"$extracted_at::TIMESTAMPTZ AS _airbyte_extracted_at, {meta_expr} AS _airbyte_meta, "
                 f"$generation::BIGINT AS _airbyte_generation_id, $url AS {FILE_URL_COLUMN}, "
                 f"$modified::TIMESTAMPTZ AS {FILE_MODIFIED_COLUMN} "
                 f"FROM temp.{quote_ident(staged.table)}",
                 {
+                    "raw_id_prefix": ctx.next_raw_id_prefix(),
                     "extracted_at": ctx.extracted_at,
                     "meta": meta,
                     "generation": ctx.generation_id,

@@ -118,6 +118,12 @@ def replace_quarantine(con: duckdb.DuckDBPyConnection, system: str, stream: str,
     Returns:
         Quarantined row count per rule id.
     """
+    # A rerun keeps the time a row was first quarantined, so running a day twice changes nothing.
+    con.execute(
+        f"create or replace temp table _contract_quarantine_before as select _airbyte_raw_id, rule_id, "
+        f"quarantined_at from {SCHEMA}.contract_quarantine where system = ? and stream = ?",
+        [system, stream],
+    ).fetchall()
     con.execute(f"delete from {SCHEMA}.contract_quarantine where system = ? and stream = ?",
                 [system, stream]).fetchall()
     counts: dict[str, int] = {}
@@ -128,6 +134,13 @@ def replace_quarantine(con: duckdb.DuckDBPyConnection, system: str, stream: str,
             f"select ?, ?, v._airbyte_raw_id, ?, ?, ?, v.failing_value, ?, ?, ? from ({violation}) v",
             [system, stream, rule["rule_id"], rule["check"], rule["column"], rule["description"], as_of_date, now],
         ).fetchall()[0][0]
+    con.execute(
+        f"update {SCHEMA}.contract_quarantine as q set quarantined_at = b.quarantined_at "
+        "from _contract_quarantine_before as b where q.system = ? and q.stream = ? "
+        "and q._airbyte_raw_id = b._airbyte_raw_id and q.rule_id = b.rule_id",
+        [system, stream],
+    ).fetchall()
+    con.execute("drop table _contract_quarantine_before").fetchall()
     return counts
 
 
@@ -137,6 +150,13 @@ def replace_violations(con: duckdb.DuckDBPyConnection, *, system: str, stream: s
                        stream_level: list[dict[str, Any]], snapshot: dict[str, str], now: datetime) -> int:
     """Rewrite the stream's ``contract_violations`` for the as-of day from its quarantine and the
     stream-level failures. Returns the number of rows written."""
+    # A rerun of the day keeps each violation's first detection time (running a day twice changes nothing).
+    con.execute(
+        f"create or replace temp table _contract_violations_before as select level, _airbyte_raw_id, rule_id, "
+        f"detected_at from {SCHEMA}.contract_violations where as_of_date is not distinct from ? "
+        "and system = ? and stream = ?",
+        [as_of_date, system, stream],
+    ).fetchall()
     con.execute(
         f"delete from {SCHEMA}.contract_violations where as_of_date is not distinct from ? "
         "and system = ? and stream = ?",
@@ -169,4 +189,12 @@ def replace_violations(con: duckdb.DuckDBPyConnection, *, system: str, stream: s
              item.get("failing_value"), item["severity"], item["reason"], snap, now],
         ).fetchall()
     con.execute("drop table if exists _contract_rule_meta").fetchall()
+    con.execute(
+        f"update {SCHEMA}.contract_violations as v set detected_at = b.detected_at "
+        "from _contract_violations_before as b where v.as_of_date is not distinct from ? and v.system = ? "
+        "and v.stream = ? and v.level = b.level and v.rule_id = b.rule_id "
+        "and v._airbyte_raw_id is not distinct from b._airbyte_raw_id",
+        [as_of_date, system, stream],
+    ).fetchall()
+    con.execute("drop table _contract_violations_before").fetchall()
     return int(written) + len(stream_level)
