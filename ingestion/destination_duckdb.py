@@ -506,8 +506,10 @@ class DuckDBDestination:
             )
         if staged.records:
             # The raw id is "<sync_id>-<batch>-<row>" (text): unique in the table, and far cheaper to
-            # generate and store than a random UUID's 36 characters.
-            _run(
+            # generate and store than a random UUID's 36 characters. ``staged.table`` may also be a
+            # view reading the file itself (file_drop's direct Parquet path; its ``rowid`` is the
+            # file's row number): the count check below catches a file that changed under it.
+            inserted = _run(
                 self.con,
                 f"INSERT INTO {self.table_name(ctx.system, ctx.stream)} BY NAME SELECT "
                 + "".join(f"{s}, " for s in selects)
@@ -524,7 +526,12 @@ class DuckDBDestination:
                     "url": batch.source_url,
                     "modified": batch.source_modified_at,
                 },
-            )
+            )[0][0]
+            if int(inserted) != staged.records:
+                raise ConnectorError(
+                    f"system {ctx.system!r}, stream {ctx.stream!r}: {batch.source_url}: expected "
+                    f"{staged.records} rows, landed {inserted}"
+                )
         if staged.quarantine_table and staged.quarantined:
             _run(
                 self.con,
@@ -565,6 +572,18 @@ class DuckDBDestination:
             f"INSERT INTO {META_SCHEMA}.landed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [ctx.system, ctx.stream, url, modified_at, size, records, quarantined, ctx.sync_id, ctx.extracted_at],
         )
+
+    def table_columns(self, system: str, stream: str) -> list[tuple[str, str]]:
+        """``raw_<system>.<stream>``'s columns as (name, type); empty if the table does not exist."""
+        return [
+            (r[0], r[1])
+            for r in _run(
+                self.con,
+                "SELECT column_name, data_type FROM duckdb_columns() "
+                "WHERE schema_name = ? AND table_name = ? AND NOT internal ORDER BY column_index",
+                [self.schema_name(system), stream],
+            )
+        ]
 
     def table_exists(self, system: str, stream: str) -> bool:
         return bool(

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from ingestion.connectors import SYNC_MODES, ConnectorStream, redactor, source_for, stream_for
-from ingestion.destination_duckdb import DuckDBDestination, SyncContext, WriteStats
+from ingestion.destination_duckdb import DuckDBDestination, SyncContext, WriteStats, supertype
 from ingestion.protocol import (
     AirbyteMessage,
     ConfigError,
@@ -31,12 +32,16 @@ from ingestion.protocol import (
     Type,
 )
 from ingestion.sources.file_drop import (
+    DroppedFile,
     FileDropStream,
     SourceFileDrop,
     configured_catalog,
     drop_staged,
+    is_direct,
     list_files,
+    stage_file,
 )
+from ingestion.sources.file_drop import _stat as stat_file
 
 
 @dataclass
@@ -128,6 +133,58 @@ def sync_system(con: duckdb.DuckDBPyConnection, system_name: str, system: Any) -
     return results
 
 
+def _dropped(batch: Any) -> DroppedFile:
+    return DroppedFile(
+        path=Path(batch.source_url), url=batch.source_url, size=batch.source_size,
+        modified_at=batch.source_modified_at,
+    )
+
+
+def _restage(con: duckdb.DuckDBPyConnection, stream: FileDropStream, messages: list[AirbyteMessage], which: Any) -> None:
+    """Replace direct (view) batches chosen by ``which`` with staged copies, outside any transaction.
+
+    A file that cannot be read after all becomes a failed batch (quarantined as a whole) and its
+    history entry in the STATE message is marked failed, as the source would have done.
+    """
+    histories = [
+        (m.state.stream_state or {}).get("history") or {} for m in messages if m.type == Type.STATE and m.state
+    ]
+    for m in messages:
+        b = m.batch
+        if b is None or not is_direct(b.staged) or not which(b):
+            continue
+        drop_staged(con, b.staged)
+        b.staged = None
+        try:
+            f = _dropped(b)
+            b.staged = stage_file(con, stream, f)
+            if stat_file(f.path) != f:
+                raise OSError("changed while being read")
+        except (duckdb.Error, OSError) as e:
+            drop_staged(con, b.staged)
+            b.staged = None
+            b.error = f"unreadable {stream.format} file: {type(e).__name__}: {e}"
+            for h in histories:
+                if b.source_url in h:
+                    h[b.source_url]["status"] = "failed"
+
+
+def _needs_schema_change(destination: DuckDBDestination, stream: FileDropStream, messages: list[AirbyteMessage]):
+    """The direct batches that would add or widen a column of the raw table (they take the staged path)."""
+    current = {n.lower(): t for n, t in destination.table_columns(stream.system, stream.stream)}
+    changing = set()
+    for m in messages:
+        b = m.batch
+        if b is None or b.staged is None:
+            continue
+        cols = [(destination._target_name(n).lower(), t) for n, t in b.staged.columns]
+        if is_direct(b.staged) and current and any(current.get(n, "").upper() != t.upper() for n, t in cols):
+            changing.add(b.source_url)
+        for n, t in cols:
+            current[n] = supertype(current[n], t) if n in current else t
+    return changing
+
+
 def sync_files(con: duckdb.DuckDBPyConnection, stream: FileDropStream) -> SyncResult:
     """Land the stream's new and changed files into ``raw_<system>.<stream>``.
 
@@ -165,28 +222,46 @@ def sync_files(con: duckdb.DuckDBPyConnection, stream: FileDropStream) -> SyncRe
             ctx.generation_id = catalog.streams[0].generation_id
             # Stage every new file before the transaction: a read error inside a DuckDB transaction
             # would abort all of it, outside it only fails that one file.
-            for message in SourceFileDrop().read(stream.to_config(), catalog, {stream.stream: state}, con):
+            # Parquet files whose footer checks out are not staged but landed straight from the reader
+            # (one INSERT ... SELECT in the transaction) unless they change the table's schema.
+            read = SourceFileDrop().read(stream.to_config(), catalog, {stream.stream: state}, con, direct=True)
+            for message in read:
                 messages.append(message)
+            changing = _needs_schema_change(destination, stream, messages)
+            if changing:
+                _restage(con, stream, messages, lambda b: b.source_url in changing)
             batches = [m.batch for m in messages if m.type == Type.BATCH and m.batch is not None]
-            records_read = sum(b.staged.records_read for b in batches if b.staged is not None)
-            con.begin()
-            try:
-                stats: WriteStats = destination.write(ctx, messages)
-                status = "succeeded_with_errors" if stats.errors else "succeeded"
-                destination.finish_run(
-                    sync_id,
-                    status=status,
-                    finished_at=datetime.now(UTC),
-                    files_seen=files_seen,
-                    files_skipped=files_seen - len(batches),
-                    stats=stats,
-                    records_read=records_read,
-                    error="; ".join(stats.errors) or None,
-                )
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
+            for attempt in (1, 2):
+                records_read = sum(b.staged.records_read for b in batches if b.staged is not None)
+                con.begin()
+                try:
+                    stats: WriteStats = destination.write(ctx, messages)
+                    for b in batches:
+                        if is_direct(b.staged) and stat_file(Path(b.source_url)) != _dropped(b):
+                            raise OSError(f"{b.source_url}: changed while being landed")
+                    status = "succeeded_with_errors" if stats.errors else "succeeded"
+                    destination.finish_run(
+                        sync_id,
+                        status=status,
+                        finished_at=datetime.now(UTC),
+                        files_seen=files_seen,
+                        files_skipped=files_seen - len(batches),
+                        stats=stats,
+                        records_read=records_read,
+                        error="; ".join(stats.errors) or None,
+                    )
+                    con.commit()
+                    break
+                except Exception:
+                    con.rollback()
+                    if attempt == 2 or not any(is_direct(b.staged) for b in batches):
+                        raise
+                    # A direct read failed inside the transaction (which it aborted): stage those
+                    # files after all, outside it, and land everything again.
+                    _restage(con, stream, messages, lambda b: True)
+                except BaseException:
+                    con.rollback()
+                    raise
         except BaseException as e:
             destination.fail_run(sync_id, datetime.now(UTC), f"{type(e).__name__}: {e}")
             raise

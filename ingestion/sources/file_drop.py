@@ -288,9 +288,20 @@ def _run(
     return con.execute(sql, params or []).fetchall()
 
 
+_DIRECT_PREFIX = "_file_drop_direct_"
+
+
+def is_direct(staged: StagedBatch | None) -> bool:
+    """Whether a batch is a view reading its file at landing time (not a staged copy)."""
+    return staged is not None and staged.table.startswith(_DIRECT_PREFIX)
+
+
 def drop_staged(con: duckdb.DuckDBPyConnection, staged: StagedBatch | None) -> None:
-    """Drop a staged batch's temporary tables."""
+    """Drop a staged batch's temporary tables (or a direct batch's view)."""
     if staged is None:
+        return
+    if is_direct(staged):
+        _run(con, f"DROP VIEW IF EXISTS temp.{quote_ident(staged.table)}")
         return
     for t in (staged.table, staged.quarantine_table):
         if t:
@@ -547,6 +558,62 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Dr
     return StagedBatch(table=table, columns=_describe(con, table), records=_count(con, table))
 
 
+def _direct_parquet(con: duckdb.DuckDBPyConnection, f: DroppedFile) -> StagedBatch | None:
+    """A temp view landing the Parquet file straight from the reader, or None on any doubt.
+
+    Only the footer is read here (``parquet_file_metadata``/``parquet_metadata``): the row count, and
+    that every column chunk lies inside the file (a truncated file fails this). The view exposes the
+    file's row number as ``rowid`` (0-based, like a staged table's), so the raw ids are the same.
+    """
+    try:
+        meta = _run(con, "SELECT num_rows FROM parquet_file_metadata($path)", {"path": f.url})
+        chunks = _run(
+            con,
+            "SELECT count(DISTINCT row_group_id), "
+            "max(coalesce(least(dictionary_page_offset, data_page_offset), data_page_offset) "
+            "+ total_compressed_size), bool_and(total_compressed_size > 0) "
+            "FROM parquet_metadata($path)",
+            {"path": f.url},
+        )
+        described = _run(con, "DESCRIBE SELECT * FROM read_parquet($path)", {"path": f.url})
+    except (duckdb.Error, OSError):
+        return None
+    if len(meta) != 1 or not chunks:
+        return None
+    num_rows = int(meta[0][0])
+    groups, end, sizes_ok = chunks[0]
+    if num_rows == 0 or not groups or end is None or end > f.size or not sizes_ok:
+        return None
+    per_group = _run(
+        con,
+        "SELECT coalesce(sum(n), 0) FROM (SELECT any_value(row_group_num_rows) AS n "
+        "FROM parquet_metadata($path) GROUP BY row_group_id)",
+        {"path": f.url},
+    )
+    if int(per_group[0][0]) != num_rows:
+        return None
+    names = [r[0] for r in described]
+    if not names or any(n.lower() in ("rowid", "file_row_number") for n in names):
+        return None
+    selects = []
+    for name, duck_type, *_ in described:
+        col = quote_ident(name)
+        selects.append(f"to_json({col}) AS {col}" if _is_nested(duck_type) else col)
+    view = _DIRECT_PREFIX + uuid.uuid4().hex[:12]
+    path = "'" + f.url.replace("'", "''") + "'"  # a view takes no parameters
+    try:
+        _run(
+            con,
+            f"CREATE TEMP VIEW {quote_ident(view)} AS SELECT {', '.join(selects)}, file_row_number AS rowid "
+            f"FROM read_parquet({path}, file_row_number = true)",
+        )
+        columns = [c for c in _describe(con, view) if c[0] != "rowid"]
+    except duckdb.Error:
+        _run(con, f"DROP VIEW IF EXISTS temp.{quote_ident(view)}")
+        return None
+    return StagedBatch(table=view, columns=columns, records=num_rows)
+
+
 def _stage_empty(con: duckdb.DuckDBPyConnection) -> StagedBatch:
     table = _temp_name("empty")
     _run(con, f"CREATE TEMP TABLE {quote_ident(table)} (_no_columns VARCHAR)")
@@ -556,15 +623,23 @@ def _stage_empty(con: duckdb.DuckDBPyConnection) -> StagedBatch:
 _STAGERS = {"csv": _stage_csv, "jsonl": _stage_jsonl, "parquet": _stage_parquet}
 
 
-def stage_file(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: DroppedFile) -> StagedBatch:
+def stage_file(
+    con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: DroppedFile, *, direct: bool = False
+) -> StagedBatch:
     """Read one file into temporary tables of ``con`` (records, and quarantined input).
 
-    A 0-byte file stages as an empty batch without columns.
+    A 0-byte file stages as an empty batch without columns. With ``direct``, a Parquet file whose
+    footer checks out is not copied but becomes a view read at landing time (``is_direct``); any
+    doubt stages it as usual.
 
     Raises:
         duckdb.Error: the file cannot be read at all.
     """
-    staged = _stage_empty(con) if f.size == 0 else _STAGERS[stream.format](con, stream, f)
+    staged = None
+    if direct and stream.format == "parquet" and f.size > 0:
+        staged = _direct_parquet(con, f)
+    if staged is None:
+        staged = _stage_empty(con) if f.size == 0 else _STAGERS[stream.format](con, stream, f)
     if stream.cursor_field and any(c == stream.cursor_field for c, _ in staged.columns) and staged.records:
         staged.cursor_max = _run(
             con, f"SELECT max({quote_ident(stream.cursor_field)}) FROM temp.{quote_ident(staged.table)}"
@@ -717,6 +792,8 @@ class SourceFileDrop:
         catalog: ConfiguredAirbyteCatalog,
         state: Mapping[str, Mapping[str, Any]] | None,
         con: duckdb.DuckDBPyConnection,
+        *,
+        direct: bool = False,
     ) -> Iterator[AirbyteMessage]:
         """Stage every new or changed file of the catalog's streams into ``con``; then emit the state.
 
@@ -730,6 +807,9 @@ class SourceFileDrop:
             state: per stream name, its saved state (``{"history": {url: {...}}, ...}``).
             con: the DuckDB connection the batches are staged in; must not be inside a transaction
                 (a failed read aborts DuckDB's transaction; outside one, it only fails that file).
+            direct: Parquet files whose footer checks out are not copied but yielded as views
+                read at landing time (see ``stage_file``); the caller must be ready to stage them
+                after all if landing one fails.
 
         Raises:
             ConfigError: a stream's folder is missing, or its glob matches nothing and nothing
@@ -743,10 +823,10 @@ class SourceFileDrop:
                 raise ConfigError(
                     f"stream {configured.stream.name!r} is in the catalog but not in the config"
                 )
-            yield from self._read_stream(stream, dict(state.get(stream.stream) or {}), con)
+            yield from self._read_stream(stream, dict(state.get(stream.stream) or {}), con, direct)
 
     def _read_stream(
-        self, stream: FileDropStream, state: dict[str, Any], con: duckdb.DuckDBPyConnection
+        self, stream: FileDropStream, state: dict[str, Any], con: duckdb.DuckDBPyConnection, direct: bool = False
     ) -> Iterator[AirbyteMessage]:
         history: dict[str, Any] = dict(state.get("history") or {})
         files = list_files(stream)
@@ -761,7 +841,7 @@ class SourceFileDrop:
                 continue
             staged: StagedBatch | None = None
             try:
-                staged = stage_file(con, stream, f)
+                staged = stage_file(con, stream, f, direct=direct)
                 if _stat(f.path) != f:
                     raise _FileChanged()
             except _FileChanged:
@@ -855,6 +935,7 @@ __all__ = [
     "SourceFileDrop",
     "configured_catalog",
     "drop_staged",
+    "is_direct",
     "list_files",
     "quote_ident",
     "stage_file",
