@@ -252,6 +252,33 @@ def sql(ctx: click.Context, query: str, limit: int) -> None:
 
 
 @cli.command()
+@click.option("--serve", is_flag=True, help="Serve the docs site on 127.0.0.1 after generating it.")
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.pass_context
+def docs(ctx: click.Context, serve: bool, port: int) -> None:
+    """Generate dbt docs (every model and column described, with lineage) for analysts."""
+    import subprocess
+
+    from dagster_project.lib.dbt_project import DBT_PROJECT_DIR, dbt_target_dir, get_dbt_project, set_dbt_env
+
+    cfg = _load(ctx)
+    if not cfg.duckdb_path.exists():
+        raise click.ClickException(f"no database at {cfg.duckdb_path}: run `recon demo` or `recon run` first")
+    get_dbt_project(cfg)
+    set_dbt_env(cfg)
+    target = dbt_target_dir(cfg).parent / "docs"
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    base = [dbt, "--quiet", "docs", "{}", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
+            str(DBT_PROJECT_DIR), "--vars", json.dumps(cfg.dbt_vars(), sort_keys=True), "--target-path", str(target)]
+    env = {**os.environ, "RECON_AS_OF_DATE": os.environ.get("RECON_AS_OF_DATE", str(cfg.project.start_date))}
+    subprocess.run([part.replace("{}", "generate") for part in base], check=True, env=env)
+    click.echo(f"dbt docs written to {target / 'index.html'}")
+    if serve:
+        subprocess.run([*(part.replace("{}", "serve") for part in base), "--port", str(port), "--host", "127.0.0.1",
+                        "--no-browser"], check=True, env=env)
+
+
+@cli.command()
 @click.option("--port", type=int, default=3000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.pass_context

@@ -50,6 +50,8 @@ def test_summary_and_sql_without_a_database_say_what_to_do(tmp_path):
     assert result.exit_code == 1 and "recon demo" in result.output
     result = invoke("sql", "select 1", env=env)
     assert result.exit_code == 1 and "no database" in result.output
+    result = invoke("docs", env=env)
+    assert result.exit_code == 1 and "recon demo" in result.output
 
 
 def test_demo_data_rejects_bad_rates(tmp_path):
