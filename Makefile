@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast ui lint bench clean
+.PHONY: setup browser demo test test-fast ui lint bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
@@ -18,7 +18,14 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/recon demo
 
-test: $(STAMP)
+# Headless Chromium renders the report and the Dagster UI in the browser tests. Installed from Debian
+# when missing and we may (root with apt-get); otherwise those tests say they were skipped and why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: chromium not installed; the browser tests will be skipped"; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -268,13 +268,13 @@ def docs(ctx: click.Context, serve: bool, port: int) -> None:
     set_dbt_env(cfg)
     target = dbt_target_dir(cfg).parent / "docs"
     dbt = str(Path(sys.executable).with_name("dbt"))
-    base = [dbt, "--quiet", "docs", "{}", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
-            str(DBT_PROJECT_DIR), "--vars", json.dumps(cfg.dbt_vars(), sort_keys=True), "--target-path", str(target)]
+    common = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+              "--vars", json.dumps(cfg.dbt_vars(), sort_keys=True), "--target-path", str(target)]
     env = {**os.environ, "RECON_AS_OF_DATE": os.environ.get("RECON_AS_OF_DATE", str(cfg.project.start_date))}
-    subprocess.run([part.replace("{}", "generate") for part in base], check=True, env=env)
+    subprocess.run([dbt, "--quiet", "docs", "generate", *common], check=True, env=env)
     click.echo(f"dbt docs written to {target / 'index.html'}")
     if serve:
-        subprocess.run([*(part.replace("{}", "serve") for part in base), "--port", str(port), "--host", "127.0.0.1",
+        subprocess.run([dbt, "--quiet", "docs", "serve", *common, "--port", str(port), "--host", "127.0.0.1",
                         "--no-browser"], check=True, env=env)
 
 

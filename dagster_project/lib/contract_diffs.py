@@ -14,12 +14,7 @@ from typing import Any
 import duckdb
 
 from dagster_project.lib.config import ReconConfig
-
-
-def _exists(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'recon_meta' and table_name = 'contract_violations'").fetchall()[0][0])
+from dagster_project.lib.duckdb_resource import table_exists
 
 
 def contract_violation_diffs(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: ReconConfig) -> list[dict[str, Any]]:
@@ -33,7 +28,7 @@ def contract_violation_diffs(con: duckdb.DuckDBPyConnection, as_of: dt.date, con
     Returns:
         Rows shaped like ``marts.fct_order_diffs`` with diff_type ``contract_violation``.
     """
-    if not _exists(con):
+    if not table_exists(con, "recon_meta", "contract_violations"):
         return []
     cursor = con.execute(
         """

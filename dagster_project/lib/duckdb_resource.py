@@ -43,3 +43,11 @@ class DuckDBResource(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether a table or view exists (the optional tables of other domains may not exist yet)."""
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchall()[0][0])

@@ -49,22 +49,6 @@ SYSTEM_ACTOR = "recon"
 ROUTING_ACTOR = "recon-routing"
 ESCALATION_ACTOR = "recon-escalation"
 
-# Roles whose data each diff type reads (docs/reconciliation-rules.md). An exception is held (not
-# auto-resolved) on a day when any system of these roles is stale.
-INVOLVED_ROLES: dict[str, tuple[str, ...]] = {
-    "missing_payment": ("orders", "payments"),
-    "missing_invoice": ("payments", "invoices"),
-    "missing_fulfillment": ("payments", "fulfillments"),
-    "unpaid_fulfillment": ("orders", "payments", "fulfillments"),
-    "amount_mismatch": ("orders", "payments", "invoices"),
-    "currency_mismatch": ("orders", "payments", "invoices"),
-    "duplicate_record": ("orders", "payments", "invoices", "fulfillments"),
-    "orphan_record": ("orders", "payments", "invoices", "fulfillments"),
-    "status_conflict": ("orders", "payments", "invoices", "fulfillments"),
-    "customer_mismatch": ("orders", "payments", "invoices"),
-    "missing_enrichment": ("orders", "customers"),
-    "contract_violation": (),
-}
 
 _EXCEPTION_COLUMNS = """
     exception_id varchar primary key,
@@ -304,14 +288,17 @@ def load_stream_syncs(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str
     return out
 
 
-def _lineage(diff: dict[str, Any], syncs: dict[str, list[dict[str, Any]]]) -> str:
+def _systems_of(row: dict[str, Any]) -> list[str]:
+    """The systems a diff (or exception) read: its ``systems_involved`` (from the dbt rule) and its system."""
     systems: list[str] = []
-    for part in str(diff.get("systems_involved") or "").replace("+", ",").split(","):
+    for part in f"{row.get('systems_involved') or ''},{row.get('system') or ''}".replace("+", ",").split(","):
         if part.strip() and part.strip() not in systems:
             systems.append(part.strip())
-    for part in str(diff.get("system") or "").split("+"):
-        if part and part not in systems:
-            systems.append(part)
+    return systems
+
+
+def _lineage(diff: dict[str, Any], syncs: dict[str, list[dict[str, Any]]]) -> str:
+    systems = _systems_of(diff)
     streams = [s for system in systems for s in syncs.get(system, [{"system": system, "stream": None,
                                                                   "last_synced_at": None,
                                                                   "last_file_modified_at": None}])]
@@ -345,7 +332,8 @@ def plan_sync(
         as_of: the as-of day of the diffs.
         diffs: that day's rows of ``marts.fct_order_diffs``.
         stale_systems: systems stale as of the day; their exceptions are held, not auto-resolved.
-        systems_by_role: configured systems per role.
+        systems_by_role: configured systems per role (kept for callers; the systems a diff depends on
+            come with the diff itself, in ``systems_involved``).
         router: picks owners for opened and reopened exceptions.
         sla: due hours per severity.
         contexts: each order's state, segment and last writer (for routing).
@@ -450,10 +438,6 @@ def plan_sync(
         new_row["updated_at"] = now
         plan.updates.append(new_row)
 
-    involved_systems = {
-        diff_type: {s for role in roles for s in systems_by_role.get(role, [])}
-        for diff_type, roles in INVOLVED_ROLES.items()
-    }
     for ex_id, current in existing.items():
         if ex_id in seen or current["status"] not in OPEN_STATUSES:
             continue
@@ -461,8 +445,8 @@ def plan_sync(
             continue
         if current["last_seen_date"] >= as_of:
             continue
-        held_by = stale_systems & (involved_systems.get(current["diff_type"], set())
-                                   | set(current["system"].split("+")))
+        # The same systems whose staleness suppresses the diff in dbt: the rule's systems_involved.
+        held_by = stale_systems & set(_systems_of(current))
         if held_by:
             stats.held += 1
             change("hold", current, current["status"], current["status"],
@@ -530,7 +514,8 @@ def sync_exceptions(
         as_of: the as-of day the diffs belong to.
         diffs: that day's rows of ``marts.fct_order_diffs`` (dicts).
         stale_systems: systems stale as of the day; their exceptions are held, not auto-resolved.
-        systems_by_role: configured systems per role.
+        systems_by_role: configured systems per role (kept for callers; the systems a diff depends on
+            come with the diff itself, in ``systems_involved``).
         sla_hours: due time per severity; overrides the config's ``sla`` and DEFAULT_SLA_HOURS.
         config: the project config (routing, SLA, notifications); None keeps dbt's owner.
         now: wall-clock time for the rows written (default: now, UTC).

@@ -54,14 +54,12 @@ class DayResult:
     seconds: float
 
 
-def run_days(config: ReconConfig, days: list[dt.date], config_path: str | None = None,
-             echo=print) -> list[DayResult]:
+def run_days(config: ReconConfig, days: list[dt.date], echo=print) -> list[DayResult]:
     """Execute the nightly job for each day in order, stopping at the first failure.
 
     Args:
         config: the validated config.
         days: the as-of days, run in this order.
-        config_path: the config file to load definitions from (defaults to the config's own file).
         echo: where progress lines go.
 
     Returns:
@@ -123,9 +121,9 @@ def dry_run_day(config: ReconConfig, day: dt.date, echo=print):
     import tempfile
 
     from dagster_project.definitions import build_definitions_for
-    from dagster_project.defs.exceptions.assets import _diffs_for, _stale_systems
     from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
     from dagster_project.lib.contract_diffs import contract_violation_diffs
+    from dagster_project.lib.diffs import diffs_for, stale_systems
     from dagster_project.lib.dry_run import plan_exceptions
     from dagster_project.lib.duckdb_resource import connect
 
@@ -155,7 +153,7 @@ def dry_run_day(config: ReconConfig, day: dt.date, echo=print):
             raise RuntimeError(f"the dry run's build of {day} failed; run it for real to see the error in the UI")
         con = connect(copy, read_only=True)
         try:
-            diffs = _diffs_for(con, day) + contract_violation_diffs(con, day, config)
-            return plan_exceptions(con, day, diffs, _stale_systems(con, day), config)
+            diffs = diffs_for(con, day) + contract_violation_diffs(con, day, config)
+            return plan_exceptions(con, day, diffs, stale_systems(con, day), config)
         finally:
             con.close()

@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 
 from dagster_project.lib.config import ReconConfig
+from dagster_project.lib.duckdb_resource import table_exists as _exists
 
 
 @dataclass
@@ -41,13 +42,6 @@ class Summary:
             "money_at_risk": dict(self.money_at_risk),
             "stale_systems": self.stale_systems,
         }
-
-
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchall()[0][0])
 
 
 def build_summary(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt.date | None = None) -> Summary:

@@ -7,22 +7,10 @@ import dagster as dg
 
 from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.contract_diffs import contract_violation_diffs
+from dagster_project.lib.diffs import diffs_for, stale_systems
 from dagster_project.lib.duckdb_resource import DuckDBResource
 from dagster_project.lib.exceptions_store import SCHEMA, sync_exceptions
 from dagster_project.lib.partitions import daily_partitions
-
-
-def _diffs_for(con, as_of: dt.date) -> list[dict]:
-    cursor = con.execute("select * from marts.fct_order_diffs where as_of_date = ? order by diff_id", [as_of])
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _stale_systems(con, as_of: dt.date) -> set[str]:
-    rows = con.execute(
-        "select system from marts.fct_system_freshness where as_of_date = ? and is_stale", [as_of]
-    ).fetchall()
-    return {r[0] for r in rows}
 
 
 def build_defs(config: ReconConfig) -> dg.Definitions:
@@ -40,8 +28,8 @@ def build_defs(config: ReconConfig) -> dg.Definitions:
         """Open, update, reopen and auto-resolve exceptions from the day's diffs (idempotent, forward-only)."""
         as_of = dt.date.fromisoformat(context.partition_key)
         with duckdb.get_connection() as con:
-            diffs = _diffs_for(con, as_of) + contract_violation_diffs(con, as_of, config)
-            stale = _stale_systems(con, as_of)
+            diffs = diffs_for(con, as_of) + contract_violation_diffs(con, as_of, config)
+            stale = stale_systems(con, as_of)
             stats = sync_exceptions(con, as_of, diffs, stale, config.roles, config=config)
             open_rows = con.execute(
                 f"select count(*), coalesce(sum(amount_at_risk), 0) from {SCHEMA}.exceptions "

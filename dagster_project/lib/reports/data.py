@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from dagster_project.lib.config import ReconConfig
+from dagster_project.lib.duckdb_resource import table_exists as _exists
 
 ZERO = Decimal("0.0000")
 OPEN_STATUSES = ("open", "acknowledged")
@@ -76,12 +77,6 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
     cursor = con.execute(sql, params or [])
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table]).fetchall()[0][0])
 
 
 def _dec(value: Any) -> Decimal:
