@@ -1,12 +1,18 @@
-"""Benchmark: the dbt build of one as-of day, and of the next day after it, on N generated orders.
+"""Benchmark: the dbt build of one as-of day, of the next night after it, and of a backfilled day, on N
+generated orders, with the incremental results checked against full rebuilds.
 
 Usage:
     .venv/bin/python bench/bench_dbt.py --orders 1000000 --days 30 --workdir /tmp/recon-bench
 
-Generates the demo systems' exports (skipped when the workdir already has them), lands every stream
-with the file-drop connector, then times ``dbt build`` (the nightly command: models and data tests,
-unit tests excluded) for the second-to-last day and for the last day. Prints a JSON line with the
-machine, sizes and timings; docs/performance.md records the results.
+Generates the demo systems' exports into <workdir>/exports (skipped when they are there), then plays
+the nights the way production does: the files of days 1..N-1 are dropped (hard links, mtimes kept)
+and landed, and the day N-1 is built from scratch; then day N's files are dropped and landed and day
+N is built (the nightly, incremental build). Then it times a rerun of day N with nothing new, a backfill
+of the middle day, and, on copies of the database, ``dbt build --full-refresh`` of day N and of the
+middle day; the incremental and the full results must be identical (order-independent checksums of
+every per-record and per-order table, fct_orders and the day's diffs). Each build is the nightly
+command (models and data tests, unit tests excluded). Prints one JSON line; docs/performance.md
+records the results.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +30,55 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+# What an incremental build must leave exactly as a full rebuild would.
+CHECKED_TABLES = [
+    "intermediate.int_orders_current", "intermediate.int_payments_current", "intermediate.int_invoices_current",
+    "intermediate.int_fulfillments_current", "intermediate.int_customers_current",
+    "intermediate.int_source_keys_repeated", "intermediate.int_orders_aggregated",
+    "intermediate.int_records_orphaned", "marts.fct_orders",
+]
+DIFF_COLUMNS = "order_id, diff_type, system, severity, expected_value, actual_value, amount_at_risk, owner"
+
+
+def drop_files(exports: Path, drop: Path, last_day: dt.date) -> int:
+    """Hard-link every export file of a day <= last_day into the drop folder (mtimes are kept)."""
+    linked = 0
+    for path in sorted(exports.rglob("*")):
+        if not path.is_file() or path.parent == exports:
+            continue
+        try:
+            day = dt.date.fromisoformat(path.stem[:10])
+        except ValueError:
+            continue
+        target = drop / path.relative_to(exports)
+        if day <= last_day and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+            linked += 1
+    return linked
+
+
+def checksums(db: Path, day: dt.date) -> dict[str, list]:
+    from dagster_project.lib.duckdb_resource import connect
+
+    con = connect(db, read_only=True)
+    try:
+        sums = {t: [int(v) if v is not None else None for v in con.execute(
+            f"select count(*), sum(hash(t)::hugeint) from {t} as t").fetchall()[0]] for t in CHECKED_TABLES}
+        sums["marts.fct_order_diffs (the day)"] = [int(v) if v is not None else None for v in con.execute(
+            f"select count(*), sum(hash({DIFF_COLUMNS})::hugeint) from marts.fct_order_diffs where as_of_date = ?",
+            [day]).fetchall()[0]]
+        return sums
+    finally:
+        con.close()
+
+
+def slowest_nodes(run_results: Path, n: int = 10) -> dict[str, float]:
+    """The n slowest nodes of a dbt invocation (seconds), from its run_results.json."""
+    results = json.loads(run_results.read_text())["results"]
+    results.sort(key=lambda r: -r["execution_time"])
+    return {r["unique_id"].split(".")[2]: round(r["execution_time"], 2) for r in results[:n]}
 
 
 def main() -> None:
@@ -34,58 +90,91 @@ def main() -> None:
     args = parser.parse_args()
 
     work = args.workdir.resolve()
-    os.environ["RECON_HOME"] = str(work / "home")
-    os.environ["RECON_DEMO_DATA"] = str(work / "data")
+    exports, drop, home = work / "exports", work / "drop", work / "home"
+    shutil.rmtree(drop, ignore_errors=True)
+    shutil.rmtree(home, ignore_errors=True)
+    os.environ["RECON_HOME"] = str(home)
+    os.environ["RECON_DEMO_DATA"] = str(drop)
     from dagster_project.defs.ingestion.assets import file_drop_stream
     from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
-    from dagster_project.lib.dbt_project import AS_OF_DATE_ENV, get_dbt_project, set_dbt_env
+    from dagster_project.lib.dbt_project import AS_OF_DATE_ENV, DUCKDB_PATH_ENV, get_dbt_project, set_dbt_env
     from dagster_project.lib.duckdb_resource import connect
     from ingestion.demo.generator import generate
     from ingestion.sync import sync_stream
 
     config = load_config(DEMO_CONFIG_PATH)
-    start = config.project.start_date
     timings: dict[str, float] = {}
-    data = work / "data"
-    if not (data / "manifest.json").exists():
+    if not (exports / "manifest.json").exists():
         t = time.perf_counter()
-        generate(data, orders=args.orders, days=args.days, seed=args.seed, start_date=start,
+        generate(exports, orders=args.orders, days=args.days, seed=args.seed, start_date=config.project.start_date,
                  rules=config.rules.model_dump(mode="json", by_alias=True))
         timings["generate_s"] = time.perf_counter() - t
-    manifest = json.loads((data / "manifest.json").read_text())
+    manifest = json.loads((exports / "manifest.json").read_text())
     last = dt.date.fromisoformat(manifest["end_date"])
+    first_day, middle = last - dt.timedelta(days=1), last - dt.timedelta(days=args.days // 2)
 
-    rows = 0
-    if not config.duckdb_path.exists():
+    def land(label: str, up_to: dt.date) -> int:
+        drop_files(exports, drop, up_to)
         t = time.perf_counter()
         con = connect(config.duckdb_path)
-        for name, system in sorted(config.systems.items()):
-            for stream in sorted(system.streams):
-                rows += sync_stream(con, file_drop_stream(name, system, stream)).records_landed
+        rows = sum(sync_stream(con, file_drop_stream(name, system, stream)).records_landed
+                   for name, system in sorted(config.systems.items()) for stream in sorted(system.streams))
         con.close()
-        timings["land_s"] = time.perf_counter() - t
+        timings[label] = time.perf_counter() - t
+        return rows
 
     get_dbt_project(config)
     set_dbt_env(config)
     dbt = str(Path(sys.executable).with_name("dbt"))
     base = [dbt, "build", "--project-dir", str(ROOT / "dbt_project"), "--profiles-dir", str(ROOT / "dbt_project"),
             "--vars", json.dumps(config.dbt_vars(), sort_keys=True), "--exclude", "test_type:unit", "--quiet"]
-    for label, day in (("build_day_s", last - dt.timedelta(days=1)), ("build_next_day_s", last)):
-        env = {**os.environ, AS_OF_DATE_ENV: day.isoformat()}
+
+    def build(label: str, day: dt.date, db: Path = config.duckdb_path, *extra: str) -> None:
+        env = {**os.environ, AS_OF_DATE_ENV: day.isoformat(), DUCKDB_PATH_ENV: str(db)}
         t = time.perf_counter()
-        subprocess.run(base, check=True, env=env)
-        timings[label] = round(time.perf_counter() - t, 2)
+        subprocess.run([*base, *extra], check=True, env=env)
+        timings[label] = time.perf_counter() - t
+
+    def full_rebuild(label: str, day: dt.date) -> dict[str, list]:
+        scratch = work / "full-refresh.duckdb"
+        con = connect(config.duckdb_path)
+        con.execute("checkpoint")  # fold the write-ahead log into the file before copying it
+        con.close()
+        shutil.copyfile(config.duckdb_path, scratch)
+        try:
+            build(label, day, scratch, "--full-refresh")
+            return checksums(scratch, day)
+        finally:
+            scratch.unlink(missing_ok=True)
+
+    rows = land("land_first_s", first_day)
+    build("build_day_s", first_day)                      # first build: everything from scratch
+    rows += land("land_next_day_s", last)
+    build("build_next_day_s", last)                      # the nightly: incremental
+    nightly_nodes = slowest_nodes(Path(os.environ["DBT_TARGET_PATH"]) / "run_results.json")
+    nightly = checksums(config.duckdb_path, last)
+    build("rerun_next_day_s", last)                      # the same night again, nothing new
+    rerun = checksums(config.duckdb_path, last)
+    full_last = full_rebuild("full_refresh_next_day_s", last)
+    build("backfill_middle_day_s", middle)               # going back half the window
+    backfill = checksums(config.duckdb_path, middle)
+    full_middle = full_rebuild("full_refresh_middle_day_s", middle)
 
     con = connect(config.duckdb_path, read_only=True)
-    orders = con.execute("select count(*) from marts.fct_orders").fetchall()[0][0]
-    diffs = con.execute("select count(*) from marts.fct_order_diffs where as_of_date = ?", [last]).fetchall()[0][0]
+    modes = dict(con.execute("select model, mode from recon_meta.dbt_incremental_state order by model").fetchall())
     con.close()
+    mismatches = sorted({t for t in full_last if nightly[t] != full_last[t] or rerun[t] != full_last[t]}
+                        | {t for t in full_middle if backfill[t] != full_middle[t]})
     print(json.dumps({
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "orders": args.orders, "days": args.days, "landed_rows": rows or None,
-        "canonical_orders": orders, "diffs_last_day": diffs,
+        "orders": args.orders, "days": args.days, "landed_rows": rows,
+        "canonical_orders": nightly["marts.fct_orders"][0], "diffs_last_day": nightly["marts.fct_order_diffs (the day)"][0],
         **{k: round(v, 2) for k, v in timings.items()},
+        "incremental_equals_full_rebuild": not mismatches, "mismatched_tables": mismatches,
+        "nightly_slowest_nodes_s": nightly_nodes, "modes_after_backfill": modes,
     }))
+    if mismatches:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -317,11 +318,15 @@ class DbtEnv:
         self.db = tmp / "warehouse.duckdb"
         write_generated_files(self.project, recon_vars())
 
-    def dbt(self, *args: str, as_of: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def dbt(self, *args: str, as_of: str | None = None, check: bool = True,
+            recon: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "RECON_DUCKDB_PATH": str(self.db), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        vars_ = recon_vars(as_of)
+        if recon is not None:
+            vars_["recon"] = recon
         cmd = [str(DBT), *args, "--project-dir", str(self.project), "--profiles-dir", str(self.project),
                "--target-path", str(self.tmp / "target"), "--log-path", str(self.tmp / "logs"),
-               "--vars", json.dumps(recon_vars(as_of))]
+               "--vars", json.dumps(vars_)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=self.tmp)
         if check and proc.returncode != 0:
             raise AssertionError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}")
@@ -489,3 +494,93 @@ def test_manual_match_relinks_an_orphan_record(tmp_path: Path) -> None:
     relinked = env.query("select distinct order_id from intermediate.int_payments_unioned "
                          "where source_system = 'psp' and order_id in ('O6', 'O2')")
     assert relinked == [("O2",)]
+
+
+# What an incremental build must leave exactly as a full rebuild would (macros/incremental_state.sql).
+INCREMENTAL_TABLES = [
+    "intermediate.int_orders_current", "intermediate.int_payments_current", "intermediate.int_invoices_current",
+    "intermediate.int_fulfillments_current", "intermediate.int_customers_current",
+    "intermediate.int_source_keys_repeated", "intermediate.int_orders_aggregated",
+    "intermediate.int_records_orphaned", "marts.fct_orders",
+]
+
+
+def _tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {t: con.execute(f"select * from {t} order by all").fetchall() for t in INCREMENTAL_TABLES}
+    finally:
+        con.close()
+
+
+def _full_rebuild(env: DbtEnv, day: str, recon: dict[str, Any] | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    """The same database copied and rebuilt with --full-refresh for `day`."""
+    scratch = DbtEnv.__new__(DbtEnv)
+    scratch.tmp, scratch.project, scratch.db = env.tmp, env.project, env.tmp / "full-refresh.duckdb"
+    con = duckdb.connect(str(env.db))
+    con.execute("checkpoint")  # fold the write-ahead log into the file before copying it
+    con.close()
+    shutil.copyfile(env.db, scratch.db)
+    scratch.dbt("run", "--full-refresh", as_of=day, recon=recon)
+    tables = _tables(scratch.db)
+    scratch.db.unlink()
+    return tables
+
+
+def _modes(env: DbtEnv) -> set[str]:
+    return {mode.split(":")[0] for (mode,) in env.query(
+        "select mode from recon_meta.dbt_incremental_state where model <> 'intermediate.int_changed_records'")}
+
+
+@pytest.mark.slow
+def test_incremental_builds_equal_full_rebuilds(tmp_path: Path) -> None:
+    env = DbtEnv(tmp_path)
+    create_raw_tables(env.db)
+    env.dbt("run", as_of="2026-10-05")
+    assert _modes(env) == {"full"}  # first build
+
+    # What a night can bring besides new files: a late row with an old timestamp and no file time (a
+    # corrected charge for O4), a row quarantined after it was staged (O3's charge), a row gone from raw
+    # (O8's shipment), a new manual match (the orphan O6 -> O2), a changed CRM record (C3 gets a segment).
+    con = duckdb.connect(str(env.db))
+    raw_ch3 = con.execute("select _airbyte_raw_id from raw_psp.charges where id = 'ch_3'").fetchall()[0][0]
+    con.execute(f"""
+        insert into raw_psp.charges values ('ch_4', '{{"order_id": "O4"}}', 'C1', 'succeeded', 'eur', 8000,
+            {_epoch("2026-10-02 09:00:00")}, {_epoch("2026-10-03 09:00:00")}, 'raw-late-1',
+            '2026-10-06 03:00:00+00', '{{}}', 1, 'api://psp', null);
+        create table recon_meta.contract_quarantined_ids (system varchar, stream varchar, _airbyte_raw_id varchar);
+        insert into recon_meta.contract_quarantined_ids values ('psp', 'charges', '{raw_ch3}');
+        delete from raw_wms.shipments where shipment_ref = 'S8';
+        create schema recon;
+        create table recon.manual_matches (match_id varchar primary key, exception_id varchar, system varchar,
+            record_order_id varchar, matched_order_id varchar, actor varchar, note varchar, matched_at timestamp);
+        insert into recon.manual_matches values ('m1', 'x', 'psp', 'O6', 'O2', 'ana', 'typo', timestamp '2020-01-01');
+        insert into raw_crm.accounts values ('C3', 'smb', 'pro', 'anna', '2026-10-06T10:00:00Z', 'raw-late-2',
+            '2026-10-06 10:00:00+00', '{{}}', 1, 'file:///drop/y', '2026-10-06 10:00:00+00');
+    """)
+    con.close()
+
+    env.dbt("run", as_of="2026-10-06")  # the next night
+    assert _modes(env) == {"incremental"}
+    nightly = _tables(env.db)
+    assert nightly == _full_rebuild(env, "2026-10-06")
+    aggregated = {r[0]: r for r in env.query("select order_id, captured_amount, fulfillment_count, is_enriched "
+                                              "from intermediate.int_orders_aggregated")}
+    assert aggregated["O4"][1] == 80 and aggregated["O3"][1] == 0 and aggregated["O8"][2] == 0
+    assert aggregated["O2"][1] == Decimal("12.34") and "O6" not in aggregated and aggregated["O13"][3]
+    removed = env.query("select role, record_id from recon_meta.dbt_staging_removed order by all")
+    assert removed == [("fulfillments", "S8"), ("payments", "ch_3")]
+
+    env.dbt("run", as_of="2026-10-06")  # the same night again: nothing changes
+    assert _tables(env.db) == nightly
+
+    env.dbt("run", as_of="2026-10-05")  # a backfill: back one day
+    assert _tables(env.db) == _full_rebuild(env, "2026-10-05")
+
+    # A mapping change re-stages its stream (and the changed config rebuilds the models in full).
+    changed = recon_vars()["recon"]
+    changed["systems"]["psp"]["streams"]["charges"]["fields"]["status"]["values"]["succeeded"] = "failed"
+    env.dbt("run", as_of="2026-10-05", recon=changed)
+    assert env.query("select distinct status from staging.stg_psp__charges") == [("failed",)]
+    assert _modes(env) == {"full"}
+    assert _tables(env.db) == _full_rebuild(env, "2026-10-05", recon=changed)

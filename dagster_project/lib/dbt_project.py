@@ -24,6 +24,8 @@ from dagster_project.lib.dbt_codegen import write_generated_files
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DUCKDB_PATH_ENV = "RECON_DUCKDB_PATH"
 AS_OF_DATE_ENV = "RECON_AS_OF_DATE"
+# The project's fingerprint (config + dbt files): an incremental model rebuilds in full when it changes.
+FINGERPRINT_ENV = "RECON_DBT_FINGERPRINT"
 _HASHED_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md"}
 
 
@@ -49,6 +51,7 @@ def set_dbt_env(config: ReconConfig) -> None:
     dbt's partial parse (seconds) instead of a full parse.
     """
     os.environ[DUCKDB_PATH_ENV] = str(config.duckdb_path)
+    os.environ[FINGERPRINT_ENV] = _fingerprint(json.dumps(config.dbt_vars(), sort_keys=True))
     target = dbt_target_dir(config)
     os.environ["DBT_TARGET_PATH"] = str(target)
     _dbt_on_path()

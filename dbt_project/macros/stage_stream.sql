@@ -14,8 +14,21 @@
   and unit conversion: no joins, no aggregation (the one filter leaves out rows that the contract
   checks quarantined, listed in recon_meta.contract_quarantined_ids). An unmapped canonical column is a typed NULL
   (`kind` defaults to charge / invoice / shipment for payments / invoices / fulfillments).
+
+  Incremental: a staging table keeps every raw row it staged, with the mapping hash it was staged
+  under (_recon_stage_hash) and when (_recon_loaded_at, the dbt invocation's start). Each build stages
+  only the raw rows it has not seen; its pre-hook (stage_removals) first removes, and logs to
+  recon_meta.dbt_staging_removed, the rows that are gone from raw, were quarantined since, or were
+  staged under another mapping (those are re-staged by the same build). So a night parses only the
+  night's new rows, and a mapping change re-stages its stream by itself.
 #}
 {% macro stage_stream(system, stream) -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='sync_all_columns',
+        pre_hook=["{{ stage_removals('" ~ system ~ "', '" ~ stream ~ "') }}"],
+    ) }}
     {%- set cfg = recon_config() -%}
     {%- if system not in cfg.systems or stream not in (cfg.systems[system].get('streams') or {}) -%}
         {{ exceptions.raise_compiler_error("stage_stream: stream '" ~ system ~ "." ~ stream ~ "' is not in var recon.systems (regenerate the staging models)") }}
@@ -23,15 +36,7 @@
     {%- set role = cfg.systems[system].role -%}
     {%- set fields = cfg.systems[system].streams[stream].get('fields') or {} -%}
     {%- set relation = source('raw_' ~ system, stream) -%}
-    {%- set types = {} -%}
-    {%- if execute -%}
-        {%- set found = load_relation(relation) -%}
-        {%- if found is not none -%}
-            {%- for column in adapter.get_columns_in_relation(found) -%}
-                {%- do types.update({column.name | lower: column.dtype | lower}) -%}
-            {%- endfor -%}
-        {%- endif -%}
-    {%- endif -%}
+    {%- set types = raw_column_types(relation) -%}
     {#- Rows the contract checks quarantined are left out of the reconciliation (they become
         contract_violation exceptions instead). The view exists once the contracts have run. -#}
     {%- set quarantine = none -%}
@@ -66,6 +71,9 @@ source as (
           and quarantined._airbyte_raw_id = cast({{ relation }}._airbyte_raw_id as varchar)
     )
     {%- endif %}
+    {%- if is_incremental() %}
+    {{ 'and' if quarantine is not none else 'where' }} cast(_airbyte_raw_id as varchar) not in (select _airbyte_raw_id from {{ this }})
+    {%- endif %}
 
 ),
 
@@ -82,6 +90,8 @@ renamed as (
         {%- else %}
         cast(null as timestamp) as available_at,
         {%- endif %}
+        {{ run_started_literal() }} as _recon_loaded_at,
+        {{ recon_literal(stage_hash(system, stream, types)) }} as _recon_stage_hash,
 
         -- canonical {{ role }} columns
         {%- for name, canonical_type in role_columns(role) %}
@@ -93,4 +103,63 @@ renamed as (
 )
 
 select * from renamed
+{%- endmacro %}
+
+{#- The raw relation's column types ({name: type}, lower case); empty before it exists or at parse. -#}
+{% macro raw_column_types(relation) -%}
+    {%- set types = {} -%}
+    {%- if execute -%}
+        {%- set found = load_relation(relation) -%}
+        {%- if found is not none -%}
+            {%- for column in adapter.get_columns_in_relation(found) -%}
+                {%- do types.update({column.name | lower: column.dtype | lower}) -%}
+            {%- endfor -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- do return(types) -%}
+{%- endmacro %}
+
+{#- What a staged row depends on besides its raw row: the stream's config, the raw column types, the
+    role's canonical columns and the staging code's version. Rows staged under another hash are re-staged. -#}
+{% macro stage_hash(system, stream, types) -%}
+    {%- set cfg = recon_config() -%}
+    {%- set role = cfg.systems[system].role -%}
+    {%- do return(local_md5('stage-v1|' ~ role ~ '|' ~ tojson(cfg.systems[system].streams[stream]) ~ '|'
+                            ~ tojson(types) ~ '|' ~ tojson(role_columns(role)))) -%}
+{%- endmacro %}
+
+{#- Pre-hook of a staging model: log, then delete, the staged rows that must go (see stage_stream); one
+    pass over the table, through a temporary table. -#}
+{% macro stage_removals(system, stream) -%}
+    {%- if not is_incremental() -%}
+select 1
+    {%- else -%}
+    {%- set cfg = recon_config() -%}
+    {%- set role = cfg.systems[system].role -%}
+    {%- set relation = source('raw_' ~ system, stream) -%}
+    {%- set quarantine = adapter.get_relation(database=relation.database, schema='recon_meta', identifier='contract_quarantined_ids') -%}
+    {%- set doomed -%}
+_recon_stage_hash <> {{ recon_literal(stage_hash(system, stream, raw_column_types(relation))) }}
+    or _airbyte_raw_id not in (select cast(_airbyte_raw_id as varchar) from {{ relation }} where _airbyte_raw_id is not null)
+    {%- if quarantine is not none %}
+    or _airbyte_raw_id in (
+        select _airbyte_raw_id from {{ quarantine }}
+        where system = {{ recon_literal(system) }} and stream = {{ recon_literal(stream) }})
+    {%- endif %}
+    {%- endset -%}
+    {%- set doomed_rows = adapter.quote('recon_removed__' ~ this.identifier) -%}
+drop table if exists {{ doomed_rows }};
+create temporary table {{ doomed_rows }} as
+select
+    _airbyte_raw_id, source_system, source_stream, {{ role_record_id(role) }} as record_id,
+    {{ 'order_id' if role != 'customers' else 'cast(null as varchar)' }} as order_id
+from {{ this }}
+where {{ doomed }};
+insert into {{ staging_removed_relation() }} (role, source_system, source_stream, record_id, order_id, removed_at)
+select {{ recon_literal(role) }}, source_system, source_stream, record_id, order_id, {{ run_started_literal() }}
+from {{ doomed_rows }};
+delete from {{ this }}
+where _airbyte_raw_id in (select _airbyte_raw_id from {{ doomed_rows }});
+drop table {{ doomed_rows }}
+    {%- endif -%}
 {%- endmacro %}

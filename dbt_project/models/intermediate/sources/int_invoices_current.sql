@@ -1,11 +1,21 @@
 -- The current view as of D of each invoice record, per (system, stream, invoice_id).
-{{ config(materialized='table') }}
+-- Incremental (macros/incremental_state.sql): a build recomputes only the keys whose rows changed.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='sync_all_columns',
+    pre_hook="{{ delete_changed_rows(changed_keys_predicate('invoices', incremental_plan())) }}",
+    post_hook="{{ record_incremental_state(incremental_plan()) }}",
+) }}
+-- depends_on: {{ ref('int_changed_records') }}
+{%- set plan = incremental_plan() %}
 
 with
 
 invoices as (
 
     select * from {{ ref('int_invoices_unioned') }}
+    where {{ changed_keys_predicate('invoices', plan) }}
 
 ),
 

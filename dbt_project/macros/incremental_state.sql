@@ -1,0 +1,265 @@
+{#
+  Incremental processing of the per-record and per-order models (docs/performance.md).
+
+  The current view of a record, the repeated keys of a record, and the per-order aggregates are pure
+  functions of (the staged rows of that record or order, the as-of day D, the config). So a model
+  built for day P at time T only needs to recompute, for day D, the keys whose inputs may differ:
+
+    * rows staged after T                      (_recon_loaded_at > T: new raw rows, re-staged rows)
+    * rows whose visibility flips between P and D
+                                               (visible_from in [min(cutoff P, cutoff D), max(...)):
+                                                forwards for the nightly run, backwards for a backfill)
+    * rows removed from staging after T        (recon_meta.dbt_staging_removed: quarantined later,
+                                                deleted from raw, or re-staged after a mapping change)
+    * records under a manual match             (recon.manual_matches: few, always recomputed)
+
+  and, for the per-order models, every order such a record belongs or belonged to, plus the orders
+  of customers whose record changed. Everything else is left as it is. A model is rebuilt in full
+  when it has no state yet, when its fingerprint (its SQL, the recon var, the project fingerprint in
+  RECON_DBT_FINGERPRINT) changed, or when a staging table was recreated since T.
+
+  State lives in recon_meta.dbt_incremental_state (one row per model: as_of_date, built_at,
+  fingerprint, mode), written by each model's post-hook inside the model's transaction.
+#}
+
+{% macro incremental_state_relation() -%}
+    {%- do return(api.Relation.create(database=target.database, schema='recon_meta', identifier='dbt_incremental_state')) -%}
+{%- endmacro %}
+
+{% macro staging_removed_relation() -%}
+    {%- do return(api.Relation.create(database=target.database, schema='recon_meta', identifier='dbt_staging_removed')) -%}
+{%- endmacro %}
+
+{#- on-run-start: the two bookkeeping tables (created once, before any thread runs), and the removal
+    log pruned of entries every incremental model has already consumed. -#}
+{% macro create_incremental_state_tables() -%}
+create schema if not exists recon_meta;
+create table if not exists {{ incremental_state_relation() }} (
+    model varchar, as_of_date date, built_at timestamp, fingerprint varchar, mode varchar,
+    base_built_at timestamp, base_from date, base_to date);
+create table if not exists {{ staging_removed_relation() }} (
+    role varchar, source_system varchar, source_stream varchar, record_id varchar, order_id varchar,
+    removed_at timestamp);
+delete from {{ staging_removed_relation() }}
+where removed_at < (select min(built_at) from {{ incremental_state_relation() }})
+{%- endmacro %}
+
+{#- The invocation's start (UTC) as a SQL timestamp: the clock of _recon_loaded_at and built_at. -#}
+{% macro run_started_literal() -%}
+cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+{%- endmacro %}
+
+{#- When a staged row becomes visible: it is visible as of D iff this is before cutoff(D)
+    (the same predicate as is_visible_as_of, written as one value). -#}
+{% macro visible_from(alias=none) -%}
+    {%- set p = (alias ~ '.') if alias else '' -%}
+(case when {{ p }}available_at is not null and {{ p }}available_at > {{ p }}updated_at then {{ p }}available_at else {{ p }}updated_at end)
+{%- endmacro %}
+
+{#- The key column of a role's records, and the columns its current view is partitioned by. -#}
+{% macro role_record_id(role) -%}
+    {%- do return({'orders': 'order_id', 'payments': 'payment_id', 'invoices': 'invoice_id',
+                   'fulfillments': 'fulfillment_id', 'customers': 'customer_id'}[role]) -%}
+{%- endmacro %}
+
+{% macro role_key_columns(role) -%}
+    {%- if role in ('orders', 'customers') -%}
+        {%- do return([role_record_id(role)]) -%}
+    {%- endif -%}
+    {%- do return(['source_system', 'source_stream', role_record_id(role)]) -%}
+{%- endmacro %}
+
+{% macro incremental_fingerprint() -%}
+    {%- do return(local_md5(model.raw_code ~ '|' ~ tojson(var('recon', {})) ~ '|' ~ env_var('RECON_DBT_FINGERPRINT', ''))) -%}
+{%- endmacro %}
+
+{#- The incremental models that read the change set (int_changed_records). -#}
+{% macro incremental_consumers() -%}
+    {%- do return([
+        'int_orders_current', 'int_payments_current', 'int_invoices_current', 'int_fulfillments_current',
+        'int_customers_current', 'int_source_keys_repeated', 'int_orders_aggregated', 'int_records_orphaned']) -%}
+{%- endmacro %}
+
+{#- The state rows of the given models in schema `schema`: {model: {'as_of_date', 'built_at', 'fingerprint',
+    'base_built_at', 'base_from', 'base_to'}} (dates and timestamps as text). -#}
+{% macro incremental_states(names, schema) -%}
+    {%- set found = {} -%}
+    {%- set state = adapter.get_relation(database=target.database, schema='recon_meta', identifier='dbt_incremental_state') -%}
+    {%- if state is none -%}{%- do return(found) -%}{%- endif -%}
+    {%- set keys = [] -%}
+    {%- for name in names -%}{%- do keys.append(recon_literal(schema ~ '.' ~ name)) -%}{%- endfor -%}
+    {%- set rows = run_query(
+        "select model, cast(as_of_date as varchar), cast(built_at as varchar), fingerprint, "
+        ~ "cast(base_built_at as varchar), cast(base_from as varchar), cast(base_to as varchar), "
+        ~ "built_at = " ~ run_started_literal() ~ " from " ~ state
+        ~ " where model in (" ~ (keys | join(', ')) ~ ")").rows -%}
+    {%- for row in rows -%}
+        {%- do found.update({row[0].split('.')[-1]: {'as_of_date': row[1], 'built_at': row[2], 'fingerprint': row[3],
+                                                     'base_built_at': row[4], 'base_from': row[5], 'base_to': row[6],
+                                                     'built_this_run': row[7]}}) -%}
+    {%- endfor -%}
+    {%- do return(found) -%}
+{%- endmacro %}
+
+{#- True when a staging table was recreated after `built_at` (first build, --full-refresh): such a
+    table cannot say which rows it lost. -#}
+{% macro staging_rebuilt_since(built_at) -%}
+    {%- set first_loaded = [] -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.name.startswith('stg_') -%}
+        {%- do first_loaded.append("select min(_recon_loaded_at) as first_loaded_at from " ~ adapter.quote(node.schema) ~ "." ~ adapter.quote(node.alias)) -%}
+    {%- endfor -%}
+    {%- if not first_loaded -%}{%- do return(false) -%}{%- endif -%}
+    {%- set recreated = run_query(
+        "select count(*) from (" ~ (first_loaded | join(' union all ')) ~ ") as staged where first_loaded_at > "
+        ~ incremental_timestamp(built_at)).rows[0][0] -%}
+    {%- do return(recreated > 0) -%}
+{%- endmacro %}
+
+{#- The plan of this consumer's build: {'full': bool, 'reason': str}. Incremental when the table and its
+    state exist, its fingerprint is unchanged, no staging table was rebuilt since, and the change set
+    built in this run covers its state (base_built_at <= its built_at and its day within [base_from,
+    base_to]). Deterministic between the model's compilation, its pre-hook and its post-hook. -#}
+{% macro incremental_plan() -%}
+    {%- if not execute or this is none or not is_incremental() -%}
+        {%- do return({'full': true, 'reason': 'new table' if execute else 'parse'}) -%}
+    {%- endif -%}
+    {%- set own = incremental_states([this.identifier], this.schema).get(this.identifier) -%}
+    {%- if own is none -%}
+        {%- do return({'full': true, 'reason': 'no incremental state for this model'}) -%}
+    {%- endif -%}
+    {%- if own.fingerprint != incremental_fingerprint() -%}
+        {%- do return({'full': true, 'reason': 'model, config or project changed'}) -%}
+    {%- endif -%}
+    {%- set changes = ref('int_changed_records') -%}
+    {%- set base = incremental_states([changes.identifier], changes.schema).get(changes.identifier) -%}
+    {%- if base is none or base.base_built_at is none or not base.built_this_run -%}
+        {%- do return({'full': true, 'reason': 'no change set built in this run'}) -%}
+    {%- endif -%}
+    {%- if base.base_built_at > own.built_at or own.as_of_date < base.base_from or own.as_of_date > base.base_to -%}
+        {%- do return({'full': true, 'reason': 'the change set does not cover this model'}) -%}
+    {%- endif -%}
+    {%- if staging_rebuilt_since(own.built_at) -%}
+        {%- do return({'full': true, 'reason': 'a staging table was rebuilt'}) -%}
+    {%- endif -%}
+    {%- do return({'full': false, 'reason': 'changes since ' ~ own.built_at ~ ' (as of ' ~ own.as_of_date ~ ')'}) -%}
+{%- endmacro %}
+
+{#- The base the change set is computed against: the oldest build and the span of as-of days of the
+    consumers that have state ({'built_at', 'from', 'to'}), or none when no consumer has state. -#}
+{% macro change_set_base() -%}
+    {%- if not execute -%}{%- do return(none) -%}{%- endif -%}
+    {%- set states = incremental_states(incremental_consumers(), this.schema) -%}
+    {%- if not states -%}{%- do return(none) -%}{%- endif -%}
+    {%- set built = [] -%}{%- set days = [as_of_date_value().isoformat()] -%}
+    {%- for state in states.values() -%}
+        {%- do built.append(state.built_at) -%}{%- do days.append(state.as_of_date) -%}
+    {%- endfor -%}
+    {%- do return({'built_at': built | min, 'from': days | min, 'to': days | max}) -%}
+{%- endmacro %}
+
+{% macro incremental_timestamp(text) -%}
+cast('{{ text }}' as timestamp)
+{%- endmacro %}
+
+{#- The staged rows of `role` that may change the role's records since `base`: staged after
+    base.built_at, visibility flipping between base.from and base.to, under a manual match; plus the
+    removed rows from the log. Columns: the role's key columns and order_id. -#}
+{% macro changed_role_rows(role, base) -%}
+    {%- set keys = role_key_columns(role) -%}
+    {%- set lo = modules.datetime.datetime.strptime(base['from'], '%Y-%m-%d') + modules.datetime.timedelta(days=1) -%}
+    {%- set hi = modules.datetime.datetime.strptime(base['to'], '%Y-%m-%d') + modules.datetime.timedelta(days=1) -%}
+    {%- set matches = none -%}
+    {%- if role in ('payments', 'invoices', 'fulfillments') -%}
+        {%- set matches = adapter.get_relation(database=target.database, schema='recon', identifier='manual_matches') -%}
+    {%- endif -%}
+select {{ keys | join(', ') }}, {{ 'order_id' if role != 'customers' else 'cast(null as varchar) as order_id' }}
+from {{ ref('int_' ~ role ~ '_unioned') }} as staged
+where staged._recon_loaded_at > {{ incremental_timestamp(base.built_at) }}
+    {%- if lo != hi %}
+    or ({{ visible_from('staged') }} >= cast('{{ lo.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp)
+        and {{ visible_from('staged') }} < cast('{{ hi.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp))
+    {%- endif %}
+    {%- if matches is not none %}
+    or (staged.source_system, staged.order_id) in (select system, matched_order_id from {{ matches }})
+    {%- endif %}
+union all
+select
+    {%- if role in ('orders', 'customers') %}
+    record_id as {{ keys[0] }},
+    {%- else %}
+    source_system, source_stream, record_id as {{ keys[2] }},
+    {%- endif %}
+    order_id
+from {{ staging_removed_relation() }}
+where role = {{ recon_literal(role) }}
+    and removed_at > {{ incremental_timestamp(base.built_at) }}
+{%- endmacro %}
+
+{#- A predicate keeping the rows of `role` (columns named as in the role, or `columns` given) whose
+    key is in this run's change set; `true` for a full build. -#}
+{% macro changed_keys_predicate(role, plan, columns=none) -%}
+    {%- if plan.full -%}
+true
+    {%- else -%}
+    {%- set keys = columns or role_key_columns(role) -%}
+    {%- set changed = ['record_id'] if keys | length == 1 else ['source_system', 'source_stream', 'record_id'] -%}
+({{ keys | join(', ') }}) in (select {{ changed | join(', ') }} from {{ ref('int_changed_records') }} where role = {{ recon_literal(role) }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The changed-orders predicate over a per-order model's order_id; `true` for a full build. -#}
+{% macro changed_orders_predicate(plan, column='order_id') -%}
+    {%- if plan.full -%}
+true
+    {%- else -%}
+{{ column }} in (select order_id from {{ ref('int_changed_records') }} where order_id is not null)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The changed-keys predicate over int_source_keys_repeated's columns (role, source_system,
+    source_stream, record_id). -#}
+{% macro changed_repeated_keys_predicate(plan) -%}
+    {%- if plan.full -%}
+true
+    {%- else -%}
+(
+    {%- for role in ['orders', 'payments', 'invoices', 'fulfillments'] %}
+    {{ 'or ' if not loop.first }}(role = {{ recon_literal(role) }} and {{ changed_keys_predicate(role, plan, ['record_id'] if role == 'orders' else ['source_system', 'source_stream', 'record_id']) }})
+    {%- endfor %}
+)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of an incremental model: delete the rows about to be recomputed (all of them for a full
+    build). `predicate` is the changed-keys predicate over the model's own columns. -#}
+{% macro delete_changed_rows(predicate) -%}
+    {%- if is_incremental() -%}
+delete from {{ this }} where {{ predicate }}
+    {%- else -%}
+select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of int_changed_records: the base its change set was computed against. -#}
+{% macro record_change_set_state() -%}
+    {%- set base = change_set_base() -%}
+delete from {{ incremental_state_relation() }} where model = {{ recon_literal(this.schema ~ '.' ~ this.identifier) }};
+insert into {{ incremental_state_relation() }} (model, as_of_date, built_at, fingerprint, mode, base_built_at, base_from, base_to)
+values ({{ recon_literal(this.schema ~ '.' ~ this.identifier) }}, {{ as_of_date() }}, {{ run_started_literal() }}, null,
+    {%- if base is none %}
+        'no consumer has state: they build in full', null, null, null)
+    {%- else %}
+        'changes since the oldest consumer build', {{ incremental_timestamp(base.built_at) }},
+        cast('{{ base['from'] }}' as date), cast('{{ base['to'] }}' as date))
+    {%- endif %}
+{%- endmacro %}
+
+{#- Post-hook: the state this build leaves (read by the next build's incremental_plan). -#}
+{% macro record_incremental_state(plan) -%}
+delete from {{ incremental_state_relation() }} where model = {{ recon_literal(this.schema ~ '.' ~ this.identifier) }};
+insert into {{ incremental_state_relation() }} (model, as_of_date, built_at, fingerprint, mode)
+values ({{ recon_literal(this.schema ~ '.' ~ this.identifier) }}, {{ as_of_date() }}, {{ run_started_literal() }},
+        {{ recon_literal(incremental_fingerprint()) }}, {{ recon_literal(('full: ' if plan.full else 'incremental: ') ~ plan.reason) }})
+{%- endmacro %}
+
+
