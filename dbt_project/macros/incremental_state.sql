@@ -14,12 +14,14 @@
     * records under a manual match             (recon.manual_matches: few, always recomputed)
 
   and, for the per-order models, every order such a record belongs or belonged to, plus the orders
-  of customers whose record changed. Everything else is left as it is. A model is rebuilt in full
-  when it has no state yet, when its fingerprint (its SQL, the recon var, the project fingerprint in
-  RECON_DBT_FINGERPRINT) changed, or when a staging table was recreated since T.
+  of customers whose record changed. Everything else is left as it is. The change set is computed
+  once per run (int_changed_records) against the oldest state of the models that read it. A model is
+  rebuilt in full when it has no state yet, when its fingerprint (its SQL, the recon var, the project
+  fingerprint in RECON_DBT_FINGERPRINT) changed, or when a staging table was created since T.
 
   State lives in recon_meta.dbt_incremental_state (one row per model: as_of_date, built_at,
-  fingerprint, mode), written by each model's post-hook inside the model's transaction.
+  fingerprint, mode; the change set adds its base; a staging table records when it was created),
+  written by hooks inside each model's transaction.
 #}
 
 {% macro incremental_state_relation() -%}
@@ -58,8 +60,7 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
 
 {#- The key column of a role's records, and the columns its current view is partitioned by. -#}
 {% macro role_record_id(role) -%}
-    {%- do return({'orders': 'order_id', 'payments': 'payment_id', 'invoices': 'invoice_id',
-                   'fulfillments': 'fulfillment_id', 'customers': 'customer_id'}[role]) -%}
+    {%- do return(role_columns(role)[0][0]) -%}
 {%- endmacro %}
 
 {% macro role_key_columns(role) -%}
@@ -73,15 +74,33 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     {%- do return(local_md5(model.raw_code ~ '|' ~ tojson(var('recon', {})) ~ '|' ~ env_var('RECON_DBT_FINGERPRINT', ''))) -%}
 {%- endmacro %}
 
-{#- The incremental models that read the change set (int_changed_records). -#}
+{#- The models that read the change set (those built with incremental_consumer()), from dbt's graph. -#}
 {% macro incremental_consumers() -%}
-    {%- do return([
-        'int_orders_current', 'int_payments_current', 'int_invoices_current', 'int_fulfillments_current',
-        'int_customers_current', 'int_source_keys_repeated', 'int_orders_aggregated', 'int_records_orphaned']) -%}
+    {%- set names = [] -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model'
+            and model.unique_id in node.depends_on.nodes -%}
+        {%- do names.append(node.name) -%}
+    {%- endfor -%}
+    {%- do return(names | sort) -%}
+{%- endmacro %}
+
+{#- The configuration of a model that reads the change set: incremental, a pre-hook deleting the rows
+    `changed` selects (the text of a predicate macro call over the plan, rendered at run time), a
+    post-hook recording the build. Returns the build's plan (see incremental_plan). -#}
+{% macro incremental_consumer(changed) -%}
+    {%- do config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='sync_all_columns',
+        pre_hook="{{ delete_changed_rows(" ~ changed ~ ") }}",
+        post_hook="{{ record_incremental_state(incremental_plan()) }}",
+    ) -%}
+    {%- do ref('int_changed_records') -%}
+    {%- do return(incremental_plan()) -%}
 {%- endmacro %}
 
 {#- The state rows of the given models in schema `schema`: {model: {'as_of_date', 'built_at', 'fingerprint',
-    'base_built_at', 'base_from', 'base_to'}} (dates and timestamps as text). -#}
+    'base_built_at', 'base_from', 'base_to', 'built_this_run', 'mode'}} (dates and timestamps as text). -#}
 {% macro incremental_states(names, schema) -%}
     {%- set found = {} -%}
     {%- set state = adapter.get_relation(database=target.database, schema='recon_meta', identifier='dbt_incremental_state') -%}
@@ -91,34 +110,21 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     {%- set rows = run_query(
         "select model, cast(as_of_date as varchar), cast(built_at as varchar), fingerprint, "
         ~ "cast(base_built_at as varchar), cast(base_from as varchar), cast(base_to as varchar), "
-        ~ "built_at = " ~ run_started_literal() ~ " from " ~ state
+        ~ "built_at = " ~ run_started_literal() ~ ", mode from " ~ state
         ~ " where model in (" ~ (keys | join(', ')) ~ ")").rows -%}
     {%- for row in rows -%}
         {%- do found.update({row[0].split('.')[-1]: {'as_of_date': row[1], 'built_at': row[2], 'fingerprint': row[3],
                                                      'base_built_at': row[4], 'base_from': row[5], 'base_to': row[6],
-                                                     'built_this_run': row[7]}}) -%}
+                                                     'built_this_run': row[7], 'mode': row[8]}}) -%}
     {%- endfor -%}
     {%- do return(found) -%}
 {%- endmacro %}
 
-{#- True when a staging table was recreated after `built_at` (first build, --full-refresh): such a
-    table cannot say which rows it lost. -#}
-{% macro staging_rebuilt_since(built_at) -%}
-    {%- set first_loaded = [] -%}
-    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.name.startswith('stg_') -%}
-        {%- do first_loaded.append("select min(_recon_loaded_at) as first_loaded_at from " ~ adapter.quote(node.schema) ~ "." ~ adapter.quote(node.alias)) -%}
-    {%- endfor -%}
-    {%- if not first_loaded -%}{%- do return(false) -%}{%- endif -%}
-    {%- set recreated = run_query(
-        "select count(*) from (" ~ (first_loaded | join(' union all ')) ~ ") as staged where first_loaded_at > "
-        ~ incremental_timestamp(built_at)).rows[0][0] -%}
-    {%- do return(recreated > 0) -%}
-{%- endmacro %}
-
 {#- The plan of this consumer's build: {'full': bool, 'reason': str}. Incremental when the table and its
-    state exist, its fingerprint is unchanged, no staging table was rebuilt since, and the change set
-    built in this run covers its state (base_built_at <= its built_at and its day within [base_from,
-    base_to]). Deterministic between the model's compilation, its pre-hook and its post-hook. -#}
+    state exist, its fingerprint is unchanged, and a change set was built in this run that covers its
+    state (base_built_at <= its built_at and its day within [base_from, base_to]; no change set is
+    built when a staging table was created since). Deterministic between the model's compilation, its
+    pre-hook and its post-hook. -#}
 {% macro incremental_plan() -%}
     {%- if not execute or this is none or not is_incremental() -%}
         {%- do return({'full': true, 'reason': 'new table' if execute else 'parse'}) -%}
@@ -132,28 +138,35 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     {%- endif -%}
     {%- set changes = ref('int_changed_records') -%}
     {%- set base = incremental_states([changes.identifier], changes.schema).get(changes.identifier) -%}
-    {%- if base is none or base.base_built_at is none or not base.built_this_run -%}
+    {%- if base is none or not base.built_this_run -%}
         {%- do return({'full': true, 'reason': 'no change set built in this run'}) -%}
+    {%- endif -%}
+    {%- if base.base_built_at is none -%}
+        {%- do return({'full': true, 'reason': base.mode}) -%}
     {%- endif -%}
     {%- if base.base_built_at > own.built_at or own.as_of_date < base.base_from or own.as_of_date > base.base_to -%}
         {%- do return({'full': true, 'reason': 'the change set does not cover this model'}) -%}
-    {%- endif -%}
-    {%- if staging_rebuilt_since(own.built_at) -%}
-        {%- do return({'full': true, 'reason': 'a staging table was rebuilt'}) -%}
     {%- endif -%}
     {%- do return({'full': false, 'reason': 'changes since ' ~ own.built_at ~ ' (as of ' ~ own.as_of_date ~ ')'}) -%}
 {%- endmacro %}
 
 {#- The base the change set is computed against: the oldest build and the span of as-of days of the
-    consumers that have state ({'built_at', 'from', 'to'}), or none when no consumer has state. -#}
+    consumers that have state ({'built_at', 'from', 'to'}); or {'none': why} when there is none: no
+    consumer has state, or a staging table was created since (it cannot say which rows it lost). -#}
 {% macro change_set_base() -%}
-    {%- if not execute -%}{%- do return(none) -%}{%- endif -%}
+    {%- if not execute -%}{%- do return({'none': 'parse'}) -%}{%- endif -%}
     {%- set states = incremental_states(incremental_consumers(), this.schema) -%}
-    {%- if not states -%}{%- do return(none) -%}{%- endif -%}
+    {%- if not states -%}{%- do return({'none': 'no consumer has state: they build in full'}) -%}{%- endif -%}
     {%- set built = [] -%}{%- set days = [as_of_date_value().isoformat()] -%}
     {%- for state in states.values() -%}
         {%- do built.append(state.built_at) -%}{%- do days.append(state.as_of_date) -%}
     {%- endfor -%}
+    {%- set created = run_query(
+        "select count(*) from " ~ incremental_state_relation() ~ " where mode = 'created' and built_at > "
+        ~ incremental_timestamp(built | min)).rows[0][0] -%}
+    {%- if created > 0 -%}
+        {%- do return({'none': 'a staging table was created since the last build: consumers build in full'}) -%}
+    {%- endif -%}
     {%- do return({'built_at': built | min, 'from': days | min, 'to': days | max}) -%}
 {%- endmacro %}
 
@@ -168,10 +181,7 @@ cast('{{ text }}' as timestamp)
     {%- set keys = role_key_columns(role) -%}
     {%- set lo = modules.datetime.datetime.strptime(base['from'], '%Y-%m-%d') + modules.datetime.timedelta(days=1) -%}
     {%- set hi = modules.datetime.datetime.strptime(base['to'], '%Y-%m-%d') + modules.datetime.timedelta(days=1) -%}
-    {%- set matches = none -%}
-    {%- if role in ('payments', 'invoices', 'fulfillments') -%}
-        {%- set matches = adapter.get_relation(database=target.database, schema='recon', identifier='manual_matches') -%}
-    {%- endif -%}
+    {%- set matches = existing_relation('recon', 'manual_matches') if role in ('payments', 'invoices', 'fulfillments') else none -%}
 select {{ keys | join(', ') }}, {{ 'order_id' if role != 'customers' else 'cast(null as varchar) as order_id' }}
 from {{ ref('int_' ~ role ~ '_unioned') }} as staged
 where staged._recon_loaded_at > {{ incremental_timestamp(base.built_at) }}
@@ -208,11 +218,11 @@ true
 {%- endmacro %}
 
 {#- The changed-orders predicate over a per-order model's order_id; `true` for a full build. -#}
-{% macro changed_orders_predicate(plan, column='order_id') -%}
+{% macro changed_orders_predicate(plan) -%}
     {%- if plan.full -%}
 true
     {%- else -%}
-{{ column }} in (select order_id from {{ ref('int_changed_records') }} where order_id is not null)
+order_id in (select order_id from {{ ref('int_changed_records') }} where order_id is not null)
     {%- endif -%}
 {%- endmacro %}
 
@@ -246,12 +256,19 @@ select 1
 delete from {{ incremental_state_relation() }} where model = {{ recon_literal(this.schema ~ '.' ~ this.identifier) }};
 insert into {{ incremental_state_relation() }} (model, as_of_date, built_at, fingerprint, mode, base_built_at, base_from, base_to)
 values ({{ recon_literal(this.schema ~ '.' ~ this.identifier) }}, {{ as_of_date() }}, {{ run_started_literal() }}, null,
-    {%- if base is none %}
-        'no consumer has state: they build in full', null, null, null)
+    {%- if 'none' in base %}
+        {{ recon_literal(base['none']) }}, null, null, null)
     {%- else %}
         'changes since the oldest consumer build', {{ incremental_timestamp(base.built_at) }},
         cast('{{ base['from'] }}' as date), cast('{{ base['to'] }}' as date))
     {%- endif %}
+{%- endmacro %}
+
+{#- Pre-hook of a staging table about to be created: the consumers cannot trust their state any more. -#}
+{% macro record_staging_created() -%}
+delete from {{ incremental_state_relation() }} where model = {{ recon_literal(this.schema ~ '.' ~ this.identifier) }};
+insert into {{ incremental_state_relation() }} (model, as_of_date, built_at, mode)
+values ({{ recon_literal(this.schema ~ '.' ~ this.identifier) }}, {{ as_of_date() }}, {{ run_started_literal() }}, 'created')
 {%- endmacro %}
 
 {#- Post-hook: the state this build leaves (read by the next build's incremental_plan). -#}

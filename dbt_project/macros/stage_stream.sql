@@ -39,10 +39,7 @@
     {%- set types = raw_column_types(relation) -%}
     {#- Rows the contract checks quarantined are left out of the reconciliation (they become
         contract_violation exceptions instead). The view exists once the contracts have run. -#}
-    {%- set quarantine = none -%}
-    {%- if execute -%}
-        {%- set quarantine = adapter.get_relation(database=relation.database, schema='recon_meta', identifier='contract_quarantined_ids') -%}
-    {%- endif -%}
+    {%- set quarantine = existing_relation('recon_meta', 'contract_quarantined_ids') -%}
     {%- set kind_defaults = {'payments': 'charge', 'invoices': 'invoice', 'fulfillments': 'shipment'} -%}
     {%- set rendered = {} -%}
     {#- currency first: `unit: minor` amounts need the row's canonical currency -#}
@@ -129,15 +126,17 @@ select * from renamed
 {%- endmacro %}
 
 {#- Pre-hook of a staging model: log, then delete, the staged rows that must go (see stage_stream); one
-    pass over the table, through a temporary table. -#}
+    pass over the table, through a temporary table. When the table is about to be created (first build,
+    --full-refresh) it cannot say what it lost: that is recorded instead, and the incremental models
+    rebuild in full. -#}
 {% macro stage_removals(system, stream) -%}
     {%- if not is_incremental() -%}
-select 1
+{{ record_staging_created() }}
     {%- else -%}
     {%- set cfg = recon_config() -%}
     {%- set role = cfg.systems[system].role -%}
     {%- set relation = source('raw_' ~ system, stream) -%}
-    {%- set quarantine = adapter.get_relation(database=relation.database, schema='recon_meta', identifier='contract_quarantined_ids') -%}
+    {%- set quarantine = existing_relation('recon_meta', 'contract_quarantined_ids') -%}
     {%- set doomed -%}
 _recon_stage_hash <> {{ recon_literal(stage_hash(system, stream, raw_column_types(relation))) }}
     or _airbyte_raw_id not in (select cast(_airbyte_raw_id as varchar) from {{ relation }} where _airbyte_raw_id is not null)
@@ -151,7 +150,7 @@ _recon_stage_hash <> {{ recon_literal(stage_hash(system, stream, raw_column_type
 drop table if exists {{ doomed_rows }};
 create temporary table {{ doomed_rows }} as
 select
-    _airbyte_raw_id, source_system, source_stream, {{ role_record_id(role) }} as record_id,
+    _airbyte_raw_id, source_system, source_stream, {{ role_columns(role)[0][0] }} as record_id,
     {{ 'order_id' if role != 'customers' else 'cast(null as varchar)' }} as order_id
 from {{ this }}
 where {{ doomed }};

@@ -16,10 +16,7 @@
             {%- do models.append('stg_' ~ system ~ '__' ~ stream) -%}
         {%- endfor -%}
     {%- endfor -%}
-    {%- set matches = none -%}
-    {%- if execute and role in ('payments', 'invoices', 'fulfillments') -%}
-        {%- set matches = adapter.get_relation(database=target.database, schema='recon', identifier='manual_matches') -%}
-    {%- endif -%}
+    {%- set matches = existing_relation('recon', 'manual_matches') if role in ('payments', 'invoices', 'fulfillments') else none -%}
     {%- if models | length == 0 -%}
 {{ empty_role_relation(role) }}
     {%- else -%}

@@ -10,9 +10,9 @@
 -- depends_on: {{ ref('int_orders_unioned') }}, {{ ref('int_payments_unioned') }}, {{ ref('int_invoices_unioned') }}
 -- depends_on: {{ ref('int_fulfillments_unioned') }}, {{ ref('int_customers_unioned') }}
 {%- set base = change_set_base() %}
-{%- set matches = adapter.get_relation(database=target.database, schema='recon', identifier='manual_matches') if execute else none %}
+{%- set matches = existing_relation('recon', 'manual_matches') %}
 
-{%- if base is none %}
+{%- if 'none' in base %}
 
 select
     cast(null as varchar) as role,

@@ -1,58 +1,35 @@
 -- Payment, invoice and fulfillment records (current views as of D) whose non-null order_id no visible
 -- order has, one row per (order_id, system). Empty when the orders role is not configured.
 -- Incremental (macros/incremental_state.sql): a build recomputes only the orders whose records changed.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='sync_all_columns',
-    pre_hook="{{ delete_changed_rows(changed_orders_predicate(incremental_plan())) }}",
-    post_hook="{{ record_incremental_state(incremental_plan()) }}",
-) }}
--- depends_on: {{ ref('int_changed_records') }}
-{%- set plan = incremental_plan() %}
+{%- set plan = incremental_consumer("changed_orders_predicate(incremental_plan())") %}
 
 with
-
-changed_orders as (
-
-    select distinct order_id from {{ ref('int_changed_records') }}
-    where order_id is not null
-
-),
 
 orders as (
 
     select * from {{ ref('int_orders_current') }}
-    {%- if not plan.full %}
-    where order_id in (select order_id from changed_orders)
-    {%- endif %}
+    where {{ changed_orders_predicate(plan) }}
 
 ),
 
 payments as (
 
     select * from {{ ref('int_payments_current') }}
-    {%- if not plan.full %}
-    where order_id in (select order_id from changed_orders)
-    {%- endif %}
+    where {{ changed_orders_predicate(plan) }}
 
 ),
 
 invoices as (
 
     select * from {{ ref('int_invoices_current') }}
-    {%- if not plan.full %}
-    where order_id in (select order_id from changed_orders)
-    {%- endif %}
+    where {{ changed_orders_predicate(plan) }}
 
 ),
 
 fulfillments as (
 
     select * from {{ ref('int_fulfillments_current') }}
-    {%- if not plan.full %}
-    where order_id in (select order_id from changed_orders)
-    {%- endif %}
+    where {{ changed_orders_predicate(plan) }}
 
 ),
 

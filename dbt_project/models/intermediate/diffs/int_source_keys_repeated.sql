@@ -2,15 +2,7 @@
 -- the same updated_at in one system and stream (role, source_system, source_stream, record_id,
 -- updated_at), with the order it points at and how many rows repeat it. Customers have no order and
 -- are left out. Incremental (macros/incremental_state.sql): a build recomputes only changed records.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='sync_all_columns',
-    pre_hook="{{ delete_changed_rows(changed_repeated_keys_predicate(incremental_plan())) }}",
-    post_hook="{{ record_incremental_state(incremental_plan()) }}",
-) }}
--- depends_on: {{ ref('int_changed_records') }}
-{%- set plan = incremental_plan() %}
+{%- set plan = incremental_consumer("changed_repeated_keys_predicate(incremental_plan())") %}
 
 with
 

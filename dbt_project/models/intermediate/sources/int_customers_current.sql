@@ -1,14 +1,6 @@
 -- The current view as of D of each customer (across the systems of the customers role).
 -- Incremental (macros/incremental_state.sql): a build recomputes only the keys whose rows changed.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='sync_all_columns',
-    pre_hook="{{ delete_changed_rows(changed_keys_predicate('customers', incremental_plan())) }}",
-    post_hook="{{ record_incremental_state(incremental_plan()) }}",
-) }}
--- depends_on: {{ ref('int_changed_records') }}
-{%- set plan = incremental_plan() %}
+{%- set plan = incremental_consumer("changed_keys_predicate('customers', incremental_plan())") %}
 
 with
 

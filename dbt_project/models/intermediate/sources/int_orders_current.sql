@@ -1,15 +1,7 @@
 -- The current view as of D of each order (across the systems of the orders role), with the moment it
 -- was first seen cancelled among its visible versions.
 -- Incremental (macros/incremental_state.sql): a build recomputes only the keys whose rows changed.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='sync_all_columns',
-    pre_hook="{{ delete_changed_rows(changed_keys_predicate('orders', incremental_plan())) }}",
-    post_hook="{{ record_incremental_state(incremental_plan()) }}",
-) }}
--- depends_on: {{ ref('int_changed_records') }}
-{%- set plan = incremental_plan() %}
+{%- set plan = incremental_consumer("changed_keys_predicate('orders', incremental_plan())") %}
 
 with
 
