@@ -515,16 +515,17 @@ def _tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 def _full_rebuild(env: DbtEnv, day: str) -> dict[str, list[tuple[Any, ...]]]:
     """The same database copied and rebuilt with --full-refresh for `day`."""
-    scratch = DbtEnv.__new__(DbtEnv)
-    scratch.tmp, scratch.project, scratch.db = env.tmp, env.project, env.tmp / "full-refresh.duckdb"
     con = duckdb.connect(str(env.db))
     con.execute("checkpoint")  # fold the write-ahead log into the file before copying it
     con.close()
-    shutil.copyfile(env.db, scratch.db)
-    scratch.dbt("run", "--full-refresh", as_of=day)
-    tables = _tables(scratch.db)
-    scratch.db.unlink()
-    return tables
+    live, env.db = env.db, env.tmp / "full-refresh.duckdb"
+    try:
+        shutil.copyfile(live, env.db)
+        env.dbt("run", "--full-refresh", as_of=day)
+        return _tables(env.db)
+    finally:
+        env.db.unlink(missing_ok=True)
+        env.db = live
 
 
 def _modes(env: DbtEnv) -> set[str]:
