@@ -27,7 +27,7 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15   # the slowest tests are listed: keep the suite near 10 minutes
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
