@@ -543,7 +543,9 @@ def test_incremental_builds_equal_full_rebuilds(tmp_path: Path) -> None:
 
     # What a night can bring besides new files: a late row with an old timestamp and no file time (a
     # corrected charge for O4), a row quarantined after it was staged (O3's charge), a row gone from raw
-    # (O8's shipment), a new manual match (the orphan O6 -> O2), a changed CRM record (C3 gets a segment).
+    # (O8's shipment), a new manual match (the orphan O6 -> O2), a changed CRM record (C3 gets a segment),
+    # a row landed with an extraction time older than everything staged (a refund for O1: a stream that
+    # only appends is staged from its newest extraction time on, so this must be noticed).
     con = duckdb.connect(str(env.db))
     raw_ch3 = con.execute("select _airbyte_raw_id from raw_psp.charges where id = 'ch_3'").fetchall()[0][0]
     con.execute(f"""
@@ -559,6 +561,8 @@ def test_incremental_builds_equal_full_rebuilds(tmp_path: Path) -> None:
         insert into recon.manual_matches values ('m1', 'x', 'psp', 'O6', 'O2', 'ana', 'typo', timestamp '2020-01-01');
         insert into raw_crm.accounts values ('C3', 'smb', 'pro', 'anna', '2026-10-06T10:00:00Z', 'raw-late-2',
             '2026-10-06 10:00:00+00', '{{}}', 1, 'file:///drop/y', '2026-10-06 10:00:00+00');
+        insert into raw_psp.refunds values ('re_old', '{{"order_id": "O1"}}', 'succeeded', 'eur', 100,
+            {_epoch("2026-10-03 09:00:00")}, 'raw-old-1', '2026-10-01 00:00:00+00', '{{}}', 1, 'api://psp', null);
     """)
     con.close()
 
@@ -571,6 +575,7 @@ def test_incremental_builds_equal_full_rebuilds(tmp_path: Path) -> None:
     assert aggregated["O2"][1] == Decimal("12.34") and "O6" not in aggregated and aggregated["O13"][3]
     removed = env.query("select role, record_id from recon_meta.dbt_staging_removed order by all")
     assert removed == [("fulfillments", "S8"), ("payments", "ch_3")]
+    assert env.query("select payment_id from staging.stg_psp__refunds where _airbyte_raw_id = 'raw-old-1'") == [("re_old",)]
 
     env.dbt("run", as_of="2026-10-05")  # a backfill: back one day
     backfilled = _tables(env.db)

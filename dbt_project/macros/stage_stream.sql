@@ -21,6 +21,14 @@
   recon_meta.dbt_staging_removed, the rows that are gone from raw, were quarantined since, or were
   staged under another mapping (those are re-staged by the same build). So a night parses only the
   night's new rows, and a mapping change re-stages its stream by itself.
+
+  The common night only appends (a sync lands rows extracted after everything staged): the pre-hook
+  checks that cheaply (stage_plan: the staged ids equal the landed, unquarantined ids extracted up to
+  the newest staged extraction time, by count and an order-independent digest, and no row has a stale
+  mapping hash) and then skips the removal pass and lets the build read only the rows extracted since
+  (instead of two anti-joins over every raw id). Anything else (a deleted, late or quarantined row, a
+  mapping change) fails the check and takes the full pass. The decision is made once, in the pre-hook,
+  and handed to the model's SQL through a temporary table (recon_stage_plan__<model>).
 #}
 {% macro stage_stream(system, stream) -%}
     {{ config(
@@ -69,7 +77,11 @@ source as (
     )
     {%- endif %}
     {%- if is_incremental() %}
-    {{ 'and' if quarantine is not none else 'where' }} cast(_airbyte_raw_id as varchar) not in (select _airbyte_raw_id from {{ this }})
+    {%- set since = '(select since from ' ~ stage_plan_relation() ~ ')' %}
+    {{ 'and' if quarantine is not none else 'where' }} ({{ since }} is null or {{ to_utc_timestamp('_airbyte_extracted_at') }} > {{ since }})
+    and cast(_airbyte_raw_id as varchar) not in (
+        select _airbyte_raw_id from {{ this }}
+        where {{ since }} is null or _airbyte_extracted_at > {{ since }})
     {%- endif %}
 
 ),
@@ -146,7 +158,11 @@ _recon_stage_hash <> {{ recon_literal(stage_hash(system, stream, raw_column_type
         where system = {{ recon_literal(system) }} and stream = {{ recon_literal(stream) }})
     {%- endif %}
     {%- endset -%}
-    {%- set doomed_rows = adapter.quote('recon_removed__' ~ this.identifier) -%}
+    {%- set plan = stage_plan(system, stream) -%}
+create or replace temporary table {{ stage_plan_relation() }} as
+select {{ 'cast(' ~ recon_literal(plan.since) ~ ' as timestamp)' if plan.since else 'cast(null as timestamp)' }} as since;
+    {%- if plan.since is none %}
+    {%- set doomed_rows = adapter.quote('recon_removed__' ~ this.identifier) %}
 drop table if exists {{ doomed_rows }};
 create temporary table {{ doomed_rows }} as
 select
@@ -160,5 +176,76 @@ from {{ doomed_rows }};
 delete from {{ this }}
 where _airbyte_raw_id in (select _airbyte_raw_id from {{ doomed_rows }});
 drop table {{ doomed_rows }}
+    {%- endif %}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The temporary table through which the pre-hook tells the model which raw rows to read. -#}
+{% macro stage_plan_relation() -%}
+{{ adapter.quote('recon_stage_plan__' ~ this.identifier) }}
+{%- endmacro %}
+
+{#- Whether this build of an existing staging table only appends: {'since': the newest staged
+    extraction time as text} when every staged row has the current mapping hash and the staged raw ids
+    are exactly the landed, unquarantined raw ids extracted up to then (row count and digest equal);
+    else {'since': none} (the full pass: removals, then an anti-join over every raw id). Rows with no
+    extraction time count as extracted before everything. -#}
+{% macro stage_plan(system, stream) -%}
+    {%- set relation = source('raw_' ~ system, stream) -%}
+    {%- set quarantine = existing_relation('recon_meta', 'contract_quarantined_ids') -%}
+    {%- set extracted = to_utc_timestamp('landed._airbyte_extracted_at') -%}
+    {%- set check -%}
+with
+
+staged as (
+
+    select
+        count(*) as row_count,
+        sum(case when _recon_stage_hash <> {{ recon_literal(stage_hash(system, stream, raw_column_types(relation))) }} then 1 else 0 end) as stale_count,
+        {{ id_set_digest('_airbyte_raw_id') }} as digest,
+        max(_airbyte_extracted_at) as since
+    from {{ this }}
+
+),
+
+landed as (
+
+    select count(*) as row_count, {{ id_set_digest('cast(landed._airbyte_raw_id as varchar)') }} as digest
+    from {{ relation }} as landed
+    cross join staged
+    where (landed._airbyte_extracted_at is null or {{ extracted }} <= staged.since)
+    {%- if quarantine is not none %}
+        and not exists (
+            select 1 from {{ quarantine }} as quarantined
+            where quarantined.system = {{ recon_literal(system) }}
+              and quarantined.stream = {{ recon_literal(stream) }}
+              and quarantined._airbyte_raw_id = cast(landed._airbyte_raw_id as varchar))
+    {%- endif %}
+
+)
+
+select cast(staged.since as varchar)
+from staged
+cross join landed
+where staged.since is not null
+    and staged.stale_count = 0
+    and staged.row_count = landed.row_count
+    and staged.digest = landed.digest
+    {%- endset -%}
+    {%- set rows = run_query(check).rows -%}
+    {%- do return({'since': rows[0][0] if rows | length > 0 else none}) -%}
+{%- endmacro %}
+
+{#- An order-independent digest of a set of ids (equal sets, equal digests). Dispatched: DuckDB xors
+    64-bit hashes; the default sums the first 60 bits of an md5. -#}
+{% macro id_set_digest(expr) -%}
+    {{ return(adapter.dispatch('id_set_digest', 'order_recon')(expr)) }}
+{%- endmacro %}
+
+{% macro default__id_set_digest(expr) -%}
+sum(cast(cast(('x' || substr(md5({{ expr }}), 1, 15)) as bit(60)) as bigint))
+{%- endmacro %}
+
+{% macro duckdb__id_set_digest(expr) -%}
+bit_xor(hash({{ expr }}))
 {%- endmacro %}
