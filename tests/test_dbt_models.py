@@ -332,10 +332,10 @@ class DbtEnv:
             raise AssertionError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}")
         return proc
 
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         con = duckdb.connect(str(self.db), read_only=True)
         try:
-            return con.execute(sql).fetchall()
+            return con.execute(sql, params or []).fetchall()
         finally:
             con.close()
 
@@ -501,7 +501,8 @@ INCREMENTAL_TABLES = [
     "intermediate.int_orders_current", "intermediate.int_payments_current", "intermediate.int_invoices_current",
     "intermediate.int_fulfillments_current", "intermediate.int_customers_current",
     "intermediate.int_source_keys_repeated", "intermediate.int_orders_aggregated",
-    "intermediate.int_records_orphaned", "marts.fct_orders",
+    "intermediate.int_records_orphaned", "intermediate.int_order_diffs_candidates", "marts.fct_orders",
+    "marts.fct_order_diffs", "marts.fct_order_state_history",
 ]
 
 
@@ -528,10 +529,10 @@ def _full_rebuild(env: DbtEnv, day: str) -> dict[str, list[tuple[Any, ...]]]:
         env.db = live
 
 
-def _modes(env: DbtEnv) -> set[str]:
+def _modes(env: DbtEnv, model: str = "intermediate.%") -> set[str]:
     return {mode.split(":")[0] for (mode,) in env.query(
         "select mode from recon_meta.dbt_incremental_state "
-        "where model like 'intermediate.%' and model <> 'intermediate.int_changed_records'")}
+        "where model like ? and model <> 'intermediate.int_changed_records'", [model])}
 
 
 @pytest.mark.slow
@@ -568,6 +569,7 @@ def test_incremental_builds_equal_full_rebuilds(tmp_path: Path) -> None:
 
     env.dbt("run", as_of="2026-10-06")  # the next night
     assert _modes(env) == {"incremental"}
+    assert _modes(env, "marts.fct_order_state_history") == {"incremental"}
     assert _tables(env.db) == _full_rebuild(env, "2026-10-06")
     aggregated = {r[0]: r for r in env.query("select order_id, captured_amount, fulfillment_count, is_enriched "
                                               "from intermediate.int_orders_aggregated")}

@@ -70,8 +70,25 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     {%- do return(['source_system', 'source_stream', role_record_id(role)]) -%}
 {%- endmacro %}
 
+{#- What a consumer's rows depend on besides the staged rows and D: its SQL, the recon var, the project
+    fingerprint; and, for a model configured `recon_follows_staleness=true` (it reads which systems
+    are stale as of D), the stale systems: when they change, every order may change. -#}
 {% macro incremental_fingerprint() -%}
-    {%- do return(local_md5(model.raw_code ~ '|' ~ tojson(var('recon', {})) ~ '|' ~ env_var('RECON_DBT_FINGERPRINT', ''))) -%}
+    {%- set parts = [model.raw_code, tojson(var('recon', {})), env_var('RECON_DBT_FINGERPRINT', '')] -%}
+    {%- if config.get('recon_follows_staleness') -%}
+        {%- do parts.append(stale_systems_signature()) -%}
+    {%- endif -%}
+    {%- do return(local_md5(parts | join('|'))) -%}
+{%- endmacro %}
+
+{#- The stale systems as of D ('stale:' system/role, ...), from int_system_freshness. -#}
+{% macro stale_systems_signature() -%}
+    {%- set freshness = ref('int_system_freshness') -%}
+    {%- if not execute -%}{%- do return('') -%}{%- endif -%}
+    {%- set rows = run_query("select system || '/' || role from " ~ freshness ~ " where is_stale order by 1").rows -%}
+    {%- set stale = [] -%}
+    {%- for row in rows -%}{%- do stale.append(row[0]) -%}{%- endfor -%}
+    {%- do return('stale:' ~ (stale | join(','))) -%}
 {%- endmacro %}
 
 {#- The models that read the change set (those built with incremental_consumer()), from dbt's graph. -#}
@@ -147,7 +164,8 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     {%- if base.base_built_at > own.built_at or own.as_of_date < base.base_from or own.as_of_date > base.base_to -%}
         {%- do return({'full': true, 'reason': 'the change set does not cover this model'}) -%}
     {%- endif -%}
-    {%- do return({'full': false, 'reason': 'changes since ' ~ own.built_at ~ ' (as of ' ~ own.as_of_date ~ ')'}) -%}
+    {%- do return({'full': false, 'as_of_date': own.as_of_date,
+                   'reason': 'changes since ' ~ own.built_at ~ ' (as of ' ~ own.as_of_date ~ ')'}) -%}
 {%- endmacro %}
 
 {#- The base the change set is computed against: the oldest build and the span of as-of days of the
@@ -226,6 +244,27 @@ order_id in (select order_id from {{ ref('int_changed_records') }} where order_i
     {%- endif -%}
 {%- endmacro %}
 
+{#- The orders a per-order diff or state model must recompute: the changed orders, and the orders
+    some grace window of which ends between the model's last as-of day and D (a rule may start or
+    stop firing without any record changing); `true` for a full build. -#}
+{% macro due_orders_predicate(plan) -%}
+    {%- set aggregated = ref('int_orders_aggregated') -%}
+    {%- set orphans = ref('int_records_orphaned') -%}
+    {%- if plan.full -%}
+true
+    {%- else -%}
+(
+    {{ changed_orders_predicate(plan) }}
+    or order_id in (
+        select order_id from {{ aggregated }}
+        where {{ grace_crossed('int_orders_aggregated', plan.as_of_date, as_of_date_value()) }})
+    or order_id in (
+        select order_id from {{ orphans }}
+        where {{ grace_crossed('int_records_orphaned', plan.as_of_date, as_of_date_value()) }})
+)
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The changed-keys predicate over int_source_keys_repeated's columns (role, source_system,
     source_stream, record_id). -#}
 {% macro changed_repeated_keys_predicate(plan) -%}
@@ -280,3 +319,35 @@ values ({{ recon_literal(this.schema ~ '.' ~ this.identifier) }}, {{ as_of_date(
 {%- endmacro %}
 
 
+
+{#- The plan of a build of fct_order_state_history (an incremental_plan). Comparing only the orders due
+    since its last build P (due_orders_predicate) is exact when nothing else can differ from P's
+    comparison: D = P (a rerun: the other orders' rows of D stand), or D after P with no history rows
+    between them (the other orders are as of D as they were as of P, which is their latest row before D:
+    no row for D). Otherwise, a backfill before P or days built between P and D, every order of D is
+    compared, as in a full build (the table is kept: it holds the other days). -#}
+{% macro order_history_plan() -%}
+    {%- set plan = incremental_plan() -%}
+    {%- if plan.full -%}{%- do return(plan) -%}{%- endif -%}
+    {%- set day = as_of_date_value() | string -%}
+    {%- if plan.as_of_date > day -%}
+        {%- do return({'full': true, 'reason': 'backfill before the last built day: every order compared'}) -%}
+    {%- endif -%}
+    {%- if plan.as_of_date < day -%}
+        {%- set between = run_query("select count(*) from " ~ this ~ " where as_of_date > cast('" ~ plan.as_of_date
+                                    ~ "' as date) and as_of_date < " ~ as_of_date()).rows[0][0] -%}
+        {%- if between > 0 -%}
+            {%- do return({'full': true, 'reason': 'days built between the last build and D: every order compared'}) -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- do return(plan) -%}
+{%- endmacro %}
+
+{#- The rows of D a history build replaces: all of them, except on a rerun of the same day, where only
+    the due orders' rows are recomputed. none = all. -#}
+{% macro order_history_rows_to_replace(plan) -%}
+    {%- if not plan.full and plan.as_of_date == (as_of_date_value() | string) -%}
+        {%- do return(due_orders_predicate(plan)) -%}
+    {%- endif -%}
+    {%- do return(none) -%}
+{%- endmacro %}

@@ -4,6 +4,7 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='append_new_columns',
+    full_refresh=false,
     pre_hook="{{ delete_as_of_date() }}",
 ) }}
 
@@ -27,6 +28,7 @@ history as (
         min(as_of_date) as first_seen_date
     from {{ this }}
     where as_of_date < {{ as_of_date() }}
+        and (order_id, diff_type, system) in (select order_id, diff_type, system from diffs)
     group by order_id, diff_type, system
 
 ),

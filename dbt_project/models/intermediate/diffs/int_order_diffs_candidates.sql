@@ -1,7 +1,9 @@
 -- Every diff of the catalogue (docs/reconciliation-rules.md) that fires as of D once its grace window
 -- has passed, before staleness suppression: one row per (order_id, diff_type, system). A rule whose
 -- roles are not all configured is off. `roles_involved` (',orders,payments,') drives suppression.
-{{ config(materialized='table') }}
+-- Incremental (macros/incremental_state.sql): a build recomputes the orders whose records changed and
+-- the orders a grace window of which ended between the last build's as-of day and D.
+{%- set plan = incremental_consumer("due_orders_predicate(incremental_plan())") %}
 
 {%- set tol = tolerance('total_amount', 'line_count') %}
 {%- set fx_tol = tolerance('total_amount', 'line_count', fx=true) %}
@@ -17,18 +19,21 @@ with
 orders as (
 
     select * from {{ ref('int_orders_aggregated') }}
+    where {{ due_orders_predicate(plan) }}
 
 ),
 
 orphans as (
 
     select * from {{ ref('int_records_orphaned') }}
+    where {{ due_orders_predicate(plan) }}
 
 ),
 
 repeated_keys as (
 
     select * from {{ ref('int_source_keys_duplicated') }}
+    where {{ due_orders_predicate(plan) }}
 
 ),
 
@@ -60,7 +65,7 @@ missing_payment as (
         ordered_at as anchor_at
     from conditions
     where is_live and not is_paid and not is_fulfilled
-        and ordered_at < {{ grace_bound('missing_payment') }}
+        and {{ grace_passed('missing_payment', 'ordered_at') }}
 
 ),
 {%- endif %}
@@ -79,7 +84,7 @@ missing_invoice as (
         first_captured_at as anchor_at
     from conditions
     where is_live and is_paid and net_paid_amount > {{ tol }} and not is_invoiced
-        and first_captured_at < {{ grace_bound('missing_invoice') }}
+        and {{ grace_passed('missing_invoice', 'first_captured_at') }}
 
 ),
 {%- endif %}
@@ -99,7 +104,7 @@ missing_fulfillment as (
         first_captured_at as anchor_at
     from conditions
     where is_live and is_paid and net_paid_amount > {{ tol }} and not is_fulfilled
-        and first_captured_at < {{ grace_bound('missing_fulfillment') }}
+        and {{ grace_passed('missing_fulfillment', 'first_captured_at') }}
 
 ),
 {%- endif %}
@@ -118,7 +123,7 @@ unpaid_fulfillment as (
         first_fulfilled_at as anchor_at
     from conditions
     where is_live and is_fulfilled and not is_paid
-        and first_fulfilled_at < {{ grace_bound('unpaid_fulfillment') }}
+        and {{ grace_passed('unpaid_fulfillment', 'first_fulfilled_at') }}
 
 ),
 {%- endif %}
@@ -144,7 +149,7 @@ amount_mismatch_{{ role }} as (
     from conditions
     where is_live and {{ flag }} and not {{ is_dup }} and not {{ is_ccy }}
         and abs({{ amount }} - total_amount) > case when {{ is_foreign }} then {{ fx_tol }} else {{ tol }} end
-        and ordered_at < {{ grace_bound('amount_mismatch') }}
+        and {{ grace_passed('amount_mismatch', 'ordered_at') }}
 
 ),
 
@@ -162,7 +167,7 @@ currency_mismatch_{{ role }} as (
         ordered_at as anchor_at
     from conditions
     where is_live and {{ is_ccy }}
-        and ordered_at < {{ grace_bound('currency_mismatch') }}
+        and {{ grace_passed('currency_mismatch', 'ordered_at') }}
 
 ),
 
@@ -227,7 +232,7 @@ status_conflict_fulfillments as (
         cancelled_at as anchor_at
     from conditions
     where is_cancelled and is_fulfilled
-        and cancelled_at < {{ grace_bound('status_conflict') }}
+        and {{ grace_passed('status_conflict', 'cancelled_at') }}
 
 ),
 {%- endif %}
@@ -246,7 +251,7 @@ status_conflict_payments as (
         cancelled_at as anchor_at
     from conditions
     where is_cancelled and net_paid_amount > {{ tol }}
-        and cancelled_at < {{ grace_bound('status_conflict') }}
+        and {{ grace_passed('status_conflict', 'cancelled_at') }}
 
 ),
 {%- endif %}
@@ -265,7 +270,7 @@ status_conflict_invoices as (
         last_refunded_at as anchor_at
     from conditions
     where refunded_amount > credited_amount + {{ tol }}
-        and last_refunded_at < {{ grace_bound('status_conflict') }}
+        and {{ grace_passed('status_conflict', 'last_refunded_at') }}
 
 ),
 {%- endif %}
@@ -288,7 +293,7 @@ missing_enrichment as (
         ordered_at as anchor_at
     from conditions
     where is_live and customer_id is not null and not is_enriched
-        and ordered_at < {{ grace_bound('missing_enrichment') }}
+        and {{ grace_passed('missing_enrichment', 'ordered_at') }}
 
 ),
 {%- endif %}
@@ -308,7 +313,7 @@ orphan_record as (
         'orphan_record: records pointing at an order the orders system lacks, {{ grace.get("orphan_record", 0) }}h after their first update' as rule,
         orphans.first_updated_at as anchor_at
     from orphans
-    where orphans.first_updated_at < {{ grace_bound('orphan_record') }}
+    where {{ grace_passed('orphan_record', 'first_updated_at', 'orphans') }}
 
 ),
 {%- endif %}

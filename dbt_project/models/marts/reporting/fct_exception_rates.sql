@@ -7,6 +7,7 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='append_new_columns',
+    full_refresh=false,
     pre_hook="{{ delete_as_of_date() }}",
 ) }}
 
