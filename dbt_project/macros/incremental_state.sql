@@ -19,6 +19,13 @@
   rebuilt in full when it has no state yet, when its fingerprint (its SQL, the recon var, the project
   fingerprint in RECON_DBT_FINGERPRINT) changed, or when a staging table was created since T.
 
+  The diff and state models downstream (int_order_diffs_candidates, int_orders_stated,
+  fct_order_state_history) also depend on D through the grace windows: they recompute the "due"
+  orders (due_orders_predicate): the changed orders plus the orders one of whose grace anchors
+  (grace_anchors()) lies where a window ends between their last as-of day P and D. The canonical state
+  also reads which systems are stale as of D: those models put the stale set in their fingerprint
+  (config recon_follows_staleness), so a change of it recomputes every order.
+
   State lives in recon_meta.dbt_incremental_state (one row per model: as_of_date, built_at,
   fingerprint, mode; the change set adds its base; a staging table records when it was created),
   written by hooks inside each model's transaction.
