@@ -157,6 +157,14 @@ def main() -> None:
     nightly_nodes = slowest_nodes(nightly_results)
     timings["build_next_day_dbt_elapsed_s"] = json.loads(nightly_results.read_text())["elapsed_time"]
     nightly = checksums(config.duckdb_path, last)
+    con = connect(config.duckdb_path, read_only=True)
+    night = {  # what the night changed: the change set's orders, the orders whose tracked figures moved
+        "changed_orders": con.execute("select count(distinct order_id) from intermediate.int_changed_records "
+                                      "where order_id is not null").fetchall()[0][0],
+        "orders_with_new_state_rows": con.execute("select count(*) from marts.fct_order_state_history "
+                                                  "where as_of_date = ?", [last]).fetchall()[0][0],
+    }
+    con.close()
     build("rerun_next_day_s", last)                      # the same night again, nothing new
     rerun = checksums(config.duckdb_path, last)
     full_last = full_rebuild("full_refresh_next_day_s", last)
@@ -173,6 +181,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "orders": args.orders, "days": args.days, "landed_rows": rows,
         "canonical_orders": nightly["marts.fct_orders"][0], "diffs_last_day": nightly["marts.fct_order_diffs (the day)"][0],
+        "next_day": night,
         **{k: round(v, 2) for k, v in timings.items()},
         "incremental_equals_full_rebuild": not mismatches, "mismatched_tables": mismatches,
         "nightly_slowest_nodes_s": nightly_nodes, "modes_after_backfill": modes,

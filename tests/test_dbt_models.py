@@ -437,6 +437,19 @@ def test_build_rules_reruns_and_history(tmp_path: Path) -> None:
                      "order by all") == day6_rows
     assert env.query("select count(*) from marts.fct_system_freshness")[0][0] == 10
 
+    # The key tests catch a broken key: a repeated order, and a null one, fail primary_key.
+    con = duckdb.connect(str(env.db))
+    con.execute("insert into intermediate.int_orders_aggregated select * from intermediate.int_orders_aggregated "
+                "where order_id = 'O1'")
+    con.execute("insert into intermediate.int_records_orphaned select * replace (cast(null as varchar) as order_id) "
+                "from intermediate.int_records_orphaned limit 1")
+    con.close()
+    proc = env.dbt("test", "--select", "int_orders_aggregated,test_type:data", "int_records_orphaned,test_type:data",
+                   as_of="2026-10-05", check=False)
+    assert proc.returncode != 0
+    assert "FAIL 1 primary_key_int_orders_aggregated_order_id" in proc.stdout
+    assert "FAIL 1 primary_key_int_records_orphaned_order_id__system" in proc.stdout
+
 
 @pytest.mark.slow
 def test_stale_source_suppresses_and_holds(tmp_path: Path) -> None:

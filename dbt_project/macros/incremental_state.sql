@@ -158,7 +158,8 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
         {%- do return({'full': true, 'reason': 'no incremental state for this model'}) -%}
     {%- endif -%}
     {%- if own.fingerprint != incremental_fingerprint() -%}
-        {%- do return({'full': true, 'reason': 'model, config or project changed'}) -%}
+        {%- do return({'full': true, 'reason': 'model, config or project changed'
+                       ~ (', or the stale systems' if config.get('recon_follows_staleness') else '')}) -%}
     {%- endif -%}
     {%- set changes = ref('int_changed_records') -%}
     {%- set base = incremental_states([changes.identifier], changes.schema).get(changes.identifier) -%}
