@@ -81,6 +81,9 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     fingerprint; and, for a model configured `recon_follows_staleness=true` (it reads which systems
     are stale as of D), the stale systems: when they change, every order may change. -#}
 {% macro incremental_fingerprint() -%}
+    {#- Never read at parse time: an env_var() read while parsing ties the file's partial parse to the
+        variable's value, and dbt would re-parse every consumer on each run. -#}
+    {%- if not execute -%}{%- do return('') -%}{%- endif -%}
     {%- set parts = [model.raw_code, tojson(var('recon', {})), env_var('RECON_DBT_FINGERPRINT', '')] -%}
     {%- if config.get('recon_follows_staleness') -%}
         {%- do parts.append(stale_systems_signature()) -%}
