@@ -25,6 +25,7 @@ def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_
     parents = graph.get(dg.AssetKey(["staging", "stg_psp__charges"])).parent_keys
     assert dg.AssetKey(["raw", "psp", "charges"]) in parents
     assert dg.AssetKey(["marts", "fct_order_diffs"]) in graph.get(dg.AssetKey("exceptions")).parent_keys
+    assert type(defs.resources["dbt"]).__name__ == "ReconDbtCliResource"
 
 
 def test_schedule_runs_the_previous_day_in_its_time_zone(demo_config):
@@ -47,3 +48,17 @@ def test_partition_key_uses_the_local_date():
     assert nightly_partition_key(dt.datetime(2026, 11, 15, 0, 30, tzinfo=dt.UTC), "Europe/Amsterdam") == "2026-11-14"
     # 23:30 UTC on the 14th is already the 15th in Tokyo
     assert nightly_partition_key(dt.datetime(2026, 11, 14, 23, 30, tzinfo=dt.UTC), "Asia/Tokyo") == "2026-11-14"
+
+
+
+def test_dbt_resource_knows_the_version_dbt_itself_reports():
+    # The resource skips dagster-dbt's `dbt --version` subprocess on each run; its answer must be the one
+    # the dbt executable it invokes would give.
+    from dagster_dbt import DbtCliResource
+
+    from dagster_project.lib.dbt_project import DBT_PROJECT_DIR, ReconDbtCliResource, _dbt_on_path
+
+    _dbt_on_path()
+    resource = ReconDbtCliResource(project_dir=str(DBT_PROJECT_DIR))
+    asked = DbtCliResource(project_dir=str(DBT_PROJECT_DIR), dbt_executable=resource.dbt_executable)._cli_version
+    assert resource._cli_version == asked

@@ -9,14 +9,16 @@ same on every code reload. Nothing here runs at import time.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
 import sys
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
+from packaging import version
 
 from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.dbt_codegen import write_generated_files
@@ -102,6 +104,19 @@ def get_dbt_project(config: ReconConfig) -> DbtProject:
     return _project_for(config_json, str(config.state_dir), str(config.duckdb_path))
 
 
+class ReconDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt CLI resource, told dbt's version instead of asking it.
+
+    dagster-dbt runs ``dbt --version`` (a ~2 s subprocess, most of it importing dbt) once per resource
+    instance, which is once per run. The dbt it invokes is the dbt-core installed beside this Python
+    (``_dbt_on_path``), so the installed package's version is the same answer.
+    """
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+
 def get_dbt_resource(config: ReconConfig) -> DbtCliResource:
     """The dbt CLI resource for this config's project."""
-    return DbtCliResource(project_dir=get_dbt_project(config))
+    return ReconDbtCliResource(project_dir=get_dbt_project(config))
