@@ -554,6 +554,11 @@ def test_incremental_builds_equal_full_rebuilds(tmp_path: Path) -> None:
     create_raw_tables(env.db)
     env.dbt("run", as_of="2026-10-05")
     assert _modes(env) == {"full"}  # first build
+    # The state history misses the next build (a rerun of the day): the change set must then be computed
+    # from the history's older state, which it finds under its own schema (marts, not intermediate).
+    env.dbt("run", "--exclude", "fct_order_state_history", as_of="2026-10-05")
+    history_built = env.query("select built_at from recon_meta.dbt_incremental_state "
+                              "where model = 'marts.fct_order_state_history'")[0][0]
 
     # What a night can bring besides new files: a late row with an old timestamp and no file time (a
     # corrected charge for O4), a row quarantined after it was staged (O3's charge), a row gone from raw
@@ -583,6 +588,8 @@ def test_incremental_builds_equal_full_rebuilds(tmp_path: Path) -> None:
     env.dbt("run", as_of="2026-10-06")  # the next night
     assert _modes(env) == {"incremental"}
     assert _modes(env, "marts.fct_order_state_history") == {"incremental"}
+    assert env.query("select base_built_at from recon_meta.dbt_incremental_state "
+                     "where model = 'intermediate.int_changed_records'") == [(history_built,)]
     assert _tables(env.db) == _full_rebuild(env, "2026-10-06")
     aggregated = {r[0]: r for r in env.query("select order_id, captured_amount, fulfillment_count, is_enriched "
                                               "from intermediate.int_orders_aggregated")}

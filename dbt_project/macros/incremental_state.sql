@@ -101,14 +101,19 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     {%- do return('stale:' ~ (stale | join(','))) -%}
 {%- endmacro %}
 
-{#- The models that read the change set (those built with incremental_consumer()), from dbt's graph. -#}
+{#- The models that read the change set, from dbt's graph, as state keys ('schema.identifier'). -#}
 {% macro incremental_consumers() -%}
-    {%- set names = [] -%}
+    {%- set keys = [] -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'model'
             and model.unique_id in node.depends_on.nodes -%}
-        {%- do names.append(node.name) -%}
+        {%- do keys.append(node.schema ~ '.' ~ (node.alias or node.name)) -%}
     {%- endfor -%}
-    {%- do return(names | sort) -%}
+    {%- do return(keys | sort) -%}
+{%- endmacro %}
+
+{#- The key of a relation's row in the state table: 'schema.identifier'. -#}
+{% macro state_key(relation) -%}
+    {%- do return(relation.schema ~ '.' ~ relation.identifier) -%}
 {%- endmacro %}
 
 {#- The configuration of a model that reads the change set: incremental, a pre-hook deleting the rows
@@ -126,21 +131,22 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     {%- do return(incremental_plan()) -%}
 {%- endmacro %}
 
-{#- The state rows of the given models in schema `schema`: {model: {'as_of_date', 'built_at', 'fingerprint',
-    'base_built_at', 'base_from', 'base_to', 'built_this_run', 'mode'}} (dates and timestamps as text). -#}
-{% macro incremental_states(names, schema) -%}
+{#- The state rows of the given models (state keys 'schema.identifier'): {key: {'as_of_date', 'built_at',
+    'fingerprint', 'base_built_at', 'base_from', 'base_to', 'built_this_run', 'mode'}} (dates and
+    timestamps as text). -#}
+{% macro incremental_states(keys) -%}
     {%- set found = {} -%}
     {%- set state = adapter.get_relation(database=target.database, schema='recon_meta', identifier='dbt_incremental_state') -%}
     {%- if state is none -%}{%- do return(found) -%}{%- endif -%}
-    {%- set keys = [] -%}
-    {%- for name in names -%}{%- do keys.append(recon_literal(schema ~ '.' ~ name)) -%}{%- endfor -%}
+    {%- set literals = [] -%}
+    {%- for key in keys -%}{%- do literals.append(recon_literal(key)) -%}{%- endfor -%}
     {%- set rows = run_query(
         "select model, cast(as_of_date as varchar), cast(built_at as varchar), fingerprint, "
         ~ "cast(base_built_at as varchar), cast(base_from as varchar), cast(base_to as varchar), "
         ~ "built_at = " ~ run_started_literal() ~ ", mode from " ~ state
-        ~ " where model in (" ~ (keys | join(', ')) ~ ")").rows -%}
+        ~ " where model in (" ~ (literals | join(', ')) ~ ")").rows -%}
     {%- for row in rows -%}
-        {%- do found.update({row[0].split('.')[-1]: {'as_of_date': row[1], 'built_at': row[2], 'fingerprint': row[3],
+        {%- do found.update({row[0]: {'as_of_date': row[1], 'built_at': row[2], 'fingerprint': row[3],
                                                      'base_built_at': row[4], 'base_from': row[5], 'base_to': row[6],
                                                      'built_this_run': row[7], 'mode': row[8]}}) -%}
     {%- endfor -%}
@@ -156,7 +162,7 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     {%- if not execute or this is none or not is_incremental() -%}
         {%- do return({'full': true, 'reason': 'new table' if execute else 'parse'}) -%}
     {%- endif -%}
-    {%- set own = incremental_states([this.identifier], this.schema).get(this.identifier) -%}
+    {%- set own = incremental_states([state_key(this)]).get(state_key(this)) -%}
     {%- if own is none -%}
         {%- do return({'full': true, 'reason': 'no incremental state for this model'}) -%}
     {%- endif -%}
@@ -165,7 +171,7 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
                        ~ (', or the stale systems' if config.get('recon_follows_staleness') else '')}) -%}
     {%- endif -%}
     {%- set changes = ref('int_changed_records') -%}
-    {%- set base = incremental_states([changes.identifier], changes.schema).get(changes.identifier) -%}
+    {%- set base = incremental_states([state_key(changes)]).get(state_key(changes)) -%}
     {%- if base is none or not base.built_this_run -%}
         {%- do return({'full': true, 'reason': 'no change set built in this run'}) -%}
     {%- endif -%}
@@ -184,7 +190,7 @@ cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
     consumer has state, or a staging table was created since (it cannot say which rows it lost). -#}
 {% macro change_set_base() -%}
     {%- if not execute -%}{%- do return({'none': 'parse'}) -%}{%- endif -%}
-    {%- set states = incremental_states(incremental_consumers(), this.schema) -%}
+    {%- set states = incremental_states(incremental_consumers()) -%}
     {%- if not states -%}{%- do return({'none': 'no consumer has state: they build in full'}) -%}{%- endif -%}
     {%- set built = [] -%}{%- set days = [as_of_date_value().isoformat()] -%}
     {%- for state in states.values() -%}
@@ -303,9 +309,9 @@ select 1
 {#- Post-hook of int_changed_records: the base its change set was computed against. -#}
 {% macro record_change_set_state() -%}
     {%- set base = change_set_base() -%}
-delete from {{ incremental_state_relation() }} where model = {{ recon_literal(this.schema ~ '.' ~ this.identifier) }};
+delete from {{ incremental_state_relation() }} where model = {{ recon_literal(state_key(this)) }};
 insert into {{ incremental_state_relation() }} (model, as_of_date, built_at, fingerprint, mode, base_built_at, base_from, base_to)
-values ({{ recon_literal(this.schema ~ '.' ~ this.identifier) }}, {{ as_of_date() }}, {{ run_started_literal() }}, null,
+values ({{ recon_literal(state_key(this)) }}, {{ as_of_date() }}, {{ run_started_literal() }}, null,
     {%- if 'none' in base %}
         {{ recon_literal(base['none']) }}, null, null, null)
     {%- else %}
@@ -316,16 +322,16 @@ values ({{ recon_literal(this.schema ~ '.' ~ this.identifier) }}, {{ as_of_date(
 
 {#- Pre-hook of a staging table about to be created: the consumers cannot trust their state any more. -#}
 {% macro record_staging_created() -%}
-delete from {{ incremental_state_relation() }} where model = {{ recon_literal(this.schema ~ '.' ~ this.identifier) }};
+delete from {{ incremental_state_relation() }} where model = {{ recon_literal(state_key(this)) }};
 insert into {{ incremental_state_relation() }} (model, as_of_date, built_at, mode)
-values ({{ recon_literal(this.schema ~ '.' ~ this.identifier) }}, {{ as_of_date() }}, {{ run_started_literal() }}, 'created')
+values ({{ recon_literal(state_key(this)) }}, {{ as_of_date() }}, {{ run_started_literal() }}, 'created')
 {%- endmacro %}
 
 {#- Post-hook: the state this build leaves (read by the next build's incremental_plan). -#}
 {% macro record_incremental_state(plan) -%}
-delete from {{ incremental_state_relation() }} where model = {{ recon_literal(this.schema ~ '.' ~ this.identifier) }};
+delete from {{ incremental_state_relation() }} where model = {{ recon_literal(state_key(this)) }};
 insert into {{ incremental_state_relation() }} (model, as_of_date, built_at, fingerprint, mode)
-values ({{ recon_literal(this.schema ~ '.' ~ this.identifier) }}, {{ as_of_date() }}, {{ run_started_literal() }},
+values ({{ recon_literal(state_key(this)) }}, {{ as_of_date() }}, {{ run_started_literal() }},
         {{ recon_literal(incremental_fingerprint()) }}, {{ recon_literal(('full: ' if plan.full else 'incremental: ') ~ plan.reason) }})
 {%- endmacro %}
 
