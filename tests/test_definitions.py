@@ -8,6 +8,7 @@ import dagster as dg
 
 from dagster_project.definitions import build_definitions
 from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB, nightly_partition_key
+from dagster_project.lib.dbt_project import ReconDbtCliResource
 
 
 def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_config):
@@ -25,7 +26,7 @@ def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_
     parents = graph.get(dg.AssetKey(["staging", "stg_psp__charges"])).parent_keys
     assert dg.AssetKey(["raw", "psp", "charges"]) in parents
     assert dg.AssetKey(["marts", "fct_order_diffs"]) in graph.get(dg.AssetKey("exceptions")).parent_keys
-    assert type(defs.resources["dbt"]).__name__ == "ReconDbtCliResource"
+    assert isinstance(defs.resources["dbt"], ReconDbtCliResource)
 
 
 def test_schedule_runs_the_previous_day_in_its_time_zone(demo_config):
@@ -56,7 +57,7 @@ def test_dbt_resource_knows_the_version_dbt_itself_reports():
     # the dbt executable it invokes would give.
     from dagster_dbt import DbtCliResource
 
-    from dagster_project.lib.dbt_project import DBT_PROJECT_DIR, ReconDbtCliResource, _dbt_on_path
+    from dagster_project.lib.dbt_project import DBT_PROJECT_DIR, _dbt_on_path
 
     _dbt_on_path()
     resource = ReconDbtCliResource(project_dir=str(DBT_PROJECT_DIR))

@@ -145,28 +145,28 @@ select * from renamed
     {%- if not is_incremental() -%}
 {{ record_staging_created() }}
     {%- else -%}
-    {%- set cfg = recon_config() -%}
-    {%- set role = cfg.systems[system].role -%}
+    {%- set role = recon_config().systems[system].role -%}
     {%- set relation = source('raw_' ~ system, stream) -%}
     {%- set quarantine = existing_relation('recon_meta', 'contract_quarantined_ids') -%}
+    {%- set mapping_hash = recon_literal(stage_hash(system, stream, raw_column_types(relation))) -%}
+    {%- set plan = stage_plan(system, stream, relation, quarantine, mapping_hash) -%}
+create or replace temporary table {{ stage_plan_relation() }} as
+select {{ 'cast(' ~ recon_literal(plan.since) ~ ' as timestamp)' if plan.since else 'cast(null as timestamp)' }} as since;
+    {%- if plan.since is none %}
     {%- set doomed -%}
-_recon_stage_hash <> {{ recon_literal(stage_hash(system, stream, raw_column_types(relation))) }}
+_recon_stage_hash <> {{ mapping_hash }}
     or _airbyte_raw_id not in (select cast(_airbyte_raw_id as varchar) from {{ relation }} where _airbyte_raw_id is not null)
     {%- if quarantine is not none %}
     or _airbyte_raw_id in (
         select _airbyte_raw_id from {{ quarantine }}
         where system = {{ recon_literal(system) }} and stream = {{ recon_literal(stream) }})
     {%- endif %}
-    {%- endset -%}
-    {%- set plan = stage_plan(system, stream) -%}
-create or replace temporary table {{ stage_plan_relation() }} as
-select {{ 'cast(' ~ recon_literal(plan.since) ~ ' as timestamp)' if plan.since else 'cast(null as timestamp)' }} as since;
-    {%- if plan.since is none %}
+    {%- endset %}
     {%- set doomed_rows = adapter.quote('recon_removed__' ~ this.identifier) %}
 drop table if exists {{ doomed_rows }};
 create temporary table {{ doomed_rows }} as
 select
-    _airbyte_raw_id, source_system, source_stream, {{ role_columns(role)[0][0] }} as record_id,
+    _airbyte_raw_id, source_system, source_stream, {{ role_record_id(role) }} as record_id,
     {{ 'order_id' if role != 'customers' else 'cast(null as varchar)' }} as order_id
 from {{ this }}
 where {{ doomed }};
@@ -185,14 +185,13 @@ drop table {{ doomed_rows }}
 {{ adapter.quote('recon_stage_plan__' ~ this.identifier) }}
 {%- endmacro %}
 
-{#- Whether this build of an existing staging table only appends: {'since': the newest staged
+{#- Whether this build of an existing staging table only appends (`relation` the raw table, `quarantine`
+    the quarantine view or none, `mapping_hash` the current stage_hash as a SQL literal): {'since': the newest staged
     extraction time as text} when every staged row has the current mapping hash and the staged raw ids
     are exactly the landed, unquarantined raw ids extracted up to then (row count and digest equal);
     else {'since': none} (the full pass: removals, then an anti-join over every raw id). Rows with no
     extraction time count as extracted before everything. -#}
-{% macro stage_plan(system, stream) -%}
-    {%- set relation = source('raw_' ~ system, stream) -%}
-    {%- set quarantine = existing_relation('recon_meta', 'contract_quarantined_ids') -%}
+{% macro stage_plan(system, stream, relation, quarantine, mapping_hash) -%}
     {%- set extracted = to_utc_timestamp('landed._airbyte_extracted_at') -%}
     {%- set check -%}
 with
@@ -201,7 +200,7 @@ staged as (
 
     select
         count(*) as row_count,
-        sum(case when _recon_stage_hash <> {{ recon_literal(stage_hash(system, stream, raw_column_types(relation))) }} then 1 else 0 end) as stale_count,
+        sum(case when _recon_stage_hash <> {{ mapping_hash }} then 1 else 0 end) as stale_count,
         {{ id_set_digest('_airbyte_raw_id') }} as digest,
         max(_airbyte_extracted_at) as since
     from {{ this }}

@@ -1,12 +1,6 @@
 -- The diff history: one row per (as_of_date, order_id, diff_type, system) that fires as of D and is not
 -- suppressed by a stale source. Incremental: a run of D replaces exactly D's rows.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='append_new_columns',
-    full_refresh=false,
-    pre_hook="{{ delete_as_of_date() }}",
-) }}
+{{ day_history() }}
 
 with
 

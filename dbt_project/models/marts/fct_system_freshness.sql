@@ -1,12 +1,6 @@
 -- Freshness history: one row per (as_of_date, system): when the system last delivered as of D and
 -- whether it was stale. Incremental: a run of D replaces exactly D's rows.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='append_new_columns',
-    full_refresh=false,
-    pre_hook="{{ delete_as_of_date() }}",
-) }}
+{{ day_history() }}
 
 with
 

@@ -13,7 +13,10 @@ with
 
 orders as (
 
-    select * from {{ ref('int_orders_aggregated') }}
+    select
+        *,
+        is_paid and refunded_amount > 0 and refunded_amount >= captured_amount - {{ tol }} as is_fully_refunded
+    from {{ ref('int_orders_aggregated') }}
     where {{ due_orders_predicate(plan) }}
 
 ),
@@ -72,7 +75,7 @@ stated as (
         case
             when not orders.has_order_record then 'ON_HOLD'
             when orders.is_cancelled then 'CANCELLED'
-            when orders.is_paid and orders.refunded_amount > 0 and orders.refunded_amount >= orders.captured_amount - {{ tol }} then 'REFUNDED'
+            when orders.is_fully_refunded then 'REFUNDED'
             when holds.order_id is not null then 'ON_HOLD'
             {%- if role_is_configured('customers') %}
             when not orders.is_enriched then 'RECEIVED'
@@ -92,7 +95,7 @@ stated as (
         case
             when not orders.has_order_record then 'no order record'
             when orders.is_cancelled then null
-            when orders.is_paid and orders.refunded_amount > 0 and orders.refunded_amount >= orders.captured_amount - {{ tol }} then null
+            when orders.is_fully_refunded then null
             else holds.stale_reason
         end as hold_reason
     from orders

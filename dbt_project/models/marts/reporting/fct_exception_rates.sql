@@ -3,13 +3,7 @@
 -- touch, and the day's denominators. exception_rate = opened / orders placed that day; open_rate = orders
 -- with such a diff / orders in scope. Rates over a window are sum(opened) / sum(orders_placed) of its days.
 -- Incremental: a run of D replaces exactly D's rows.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='append_new_columns',
-    full_refresh=false,
-    pre_hook="{{ delete_as_of_date() }}",
-) }}
+{{ day_history() }}
 
 with
 

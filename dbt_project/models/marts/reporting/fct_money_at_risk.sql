@@ -2,13 +2,7 @@
 -- since the diff was first seen. Amounts stay in their own currency (never summed across currencies).
 -- This is what the nightly run finds, before people triage it; the report's "open exceptions" view
 -- subtracts what people accepted or resolved. Incremental: a run of D replaces exactly D's rows.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='append_new_columns',
-    full_refresh=false,
-    pre_hook="{{ delete_as_of_date() }}",
-) }}
+{{ day_history() }}
 
 with
 

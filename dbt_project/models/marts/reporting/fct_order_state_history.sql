@@ -4,13 +4,9 @@
 -- fct_orders. Incremental: a run of D replaces exactly D's rows, comparing with the latest row before D.
 -- Only the orders that may have changed since the last build are compared when that is exact (see
 -- order_history_plan); otherwise every order of D is.
+{{ day_history("order_history_rows_to_replace(order_history_plan())") }}
 {{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='append_new_columns',
-    full_refresh=false,
     recon_follows_staleness=true,
-    pre_hook="{{ delete_as_of_date(order_history_rows_to_replace(order_history_plan())) }}",
     post_hook="{{ record_incremental_state(order_history_plan()) }}",
 ) }}
 {%- do ref('int_changed_records') %}

@@ -3,13 +3,7 @@
 -- as-of day on which it was RECONCILED), p50/p95 for the orders first reconciled that day and over the
 -- 30 days up to it. Latency comes from the state history, so it is the same whether the days ran one by
 -- one or as a backfill. Incremental: a run of D replaces exactly D's row.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='append_new_columns',
-    full_refresh=false,
-    pre_hook="{{ delete_as_of_date() }}",
-) }}
+{{ day_history() }}
 
 with
 
