@@ -27,8 +27,11 @@
   the newest staged extraction time, by count and an order-independent digest, and no row has a stale
   mapping hash) and then skips the removal pass and lets the build read only the rows extracted since
   (instead of two anti-joins over every raw id). Anything else (a deleted, late or quarantined row, a
-  mapping change) fails the check and takes the full pass. The decision is made once, in the pre-hook,
-  and handed to the model's SQL through a temporary table (recon_stage_plan__<model>).
+  mapping change) fails the check and takes the full pass. The decision is made once, when the model is
+  compiled (its SQL then compares the raw extraction time with a literal, which the database can use to
+  skip the raw table's older row groups; a subquery there read the whole raw table), and handed to the
+  pre-hook through a temporary table (recon_stage_plan__<model>): dbt compiles and runs a node on one
+  connection, in that order.
 #}
 {% macro stage_stream(system, stream) -%}
     {{ config(
@@ -77,11 +80,15 @@ source as (
     )
     {%- endif %}
     {%- if is_incremental() %}
-    {%- set since = '(select since from ' ~ stage_plan_relation() ~ ')' %}
-    {{ 'and' if quarantine is not none else 'where' }} ({{ since }} is null or {{ to_utc_timestamp('_airbyte_extracted_at') }} > {{ since }})
-    and cast(_airbyte_raw_id as varchar) not in (
+    {%- set since = stage_plan_at_compile(system, stream, relation, quarantine, types).since %}
+    {%- if since is not none %}
+    {{ 'and' if quarantine is not none else 'where' }} {{ extracted_after('_airbyte_extracted_at', since, types.get('_airbyte_extracted_at')) }}
+    {%- endif %}
+    {{ 'and' if quarantine is not none or since is not none else 'where' }} cast(_airbyte_raw_id as varchar) not in (
         select _airbyte_raw_id from {{ this }}
-        where {{ since }} is null or _airbyte_extracted_at > {{ since }})
+        {%- if since is not none %}
+        where _airbyte_extracted_at > cast({{ recon_literal(since) }} as timestamp)
+        {%- endif %})
     {%- endif %}
 
 ),
@@ -149,10 +156,11 @@ select * from renamed
     {%- set relation = source('raw_' ~ system, stream) -%}
     {%- set quarantine = existing_relation('recon_meta', 'contract_quarantined_ids') -%}
     {%- set mapping_hash = recon_literal(stage_hash(system, stream, raw_column_types(relation))) -%}
-    {%- set plan = stage_plan(system, stream, relation, quarantine, mapping_hash) -%}
-create or replace temporary table {{ stage_plan_relation() }} as
-select {{ 'cast(' ~ recon_literal(plan.since) ~ ' as timestamp)' if plan.since else 'cast(null as timestamp)' }} as since;
-    {%- if plan.since is none %}
+    {%- set plan_rows = run_query('select since from ' ~ stage_plan_relation()).rows -%}
+    {%- if plan_rows | length != 1 -%}
+        {{ exceptions.raise_compiler_error("stage_removals: no staging plan for " ~ this ~ " (stage_stream decides it when the model compiles)") }}
+    {%- endif -%}
+    {%- if plan_rows[0][0] is none %}
     {%- set doomed -%}
 _recon_stage_hash <> {{ mapping_hash }}
     or _airbyte_raw_id not in (select cast(_airbyte_raw_id as varchar) from {{ relation }} where _airbyte_raw_id is not null)
@@ -180,9 +188,31 @@ drop table {{ doomed_rows }}
     {%- endif -%}
 {%- endmacro %}
 
-{#- The temporary table through which the pre-hook tells the model which raw rows to read. -#}
+{#- The temporary table through which the compiled model tells its pre-hook which pass it takes. -#}
 {% macro stage_plan_relation() -%}
 {{ adapter.quote('recon_stage_plan__' ~ this.identifier) }}
+{%- endmacro %}
+
+{#- The staging plan of this build, decided while the model compiles (stage_plan) and left for the
+    pre-hook in stage_plan_relation(). {'since': none} at parse time. -#}
+{% macro stage_plan_at_compile(system, stream, relation, quarantine, types) -%}
+    {%- if not execute -%}{%- do return({'since': none}) -%}{%- endif -%}
+    {%- set plan = stage_plan(system, stream, relation, quarantine, recon_literal(stage_hash(system, stream, types))) -%}
+    {%- do run_query('create or replace temporary table ' ~ stage_plan_relation() ~ ' as select '
+                     ~ ('cast(' ~ recon_literal(plan.since) ~ ' as timestamp)' if plan.since else 'cast(null as timestamp)')
+                     ~ ' as since') -%}
+    {%- do return(plan) -%}
+{%- endmacro %}
+
+{#- The raw column `expr` (an extraction time, of raw type `raw_type`) is after the UTC timestamp `since`
+    (text). A timestamptz column is compared with a constant as it is, which the database can push into
+    the scan; any other type goes through to_utc_timestamp first. -#}
+{% macro extracted_after(expr, since, raw_type) -%}
+    {%- if raw_type == 'timestamp with time zone' -%}
+{{ expr }} > cast({{ recon_literal(since ~ '+00') }} as timestamp with time zone)
+    {%- else -%}
+{{ to_utc_timestamp(expr) }} > cast({{ recon_literal(since) }} as timestamp)
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Whether this build of an existing staging table only appends (`relation` the raw table, `quarantine`
