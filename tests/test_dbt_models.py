@@ -586,6 +586,13 @@ def test_incremental_builds_equal_full_rebuilds(tmp_path: Path) -> None:
     con.close()
 
     env.dbt("run", as_of="2026-10-06")  # the next night
+    # Which staging models took the append-only path (their SQL reads the raw rows extracted after a
+    # literal time): the untouched orders stream did; the refunds (a row extracted before everything
+    # staged), the charges (a quarantine) and the shipments (a row gone from raw) took the full pass.
+    compiled = {path.stem: path.read_text() for path in (tmp_path / "target" / "compiled").rglob("stg_*.sql")}
+    appended_only = {name for name, sql in compiled.items() if "_airbyte_extracted_at > cast(" in sql}
+    assert "stg_shop__orders" in appended_only
+    assert appended_only.isdisjoint({"stg_psp__refunds", "stg_psp__charges", "stg_wms__shipments"}), appended_only
     assert _modes(env) == {"incremental"}
     assert _modes(env, "marts.fct_order_state_history") == {"incremental"}
     assert env.query("select base_built_at from recon_meta.dbt_incremental_state "
