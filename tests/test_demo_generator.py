@@ -236,6 +236,16 @@ def test_every_injected_kind_is_in_the_ground_truth(demo: tuple[Path, object]) -
     assert len({r.order_id for r in real}) == len(real)  # one problem per order
 
 
+def test_generator_knows_the_platforms_diff_catalogue() -> None:
+    # The generator (ingestion/, which does not import the platform) keeps its own list of the diff types
+    # it injects: every type of the catalogue but contract_violation, which the contract checks raise.
+    from dagster_project.lib.config import DIFF_TYPES as CATALOGUE
+    from ingestion.demo.rules import DIFF_TYPES as generated
+
+    assert generated == tuple(d for d in CATALOGUE if d != "contract_violation")
+    assert set(INJECTIONS) == set(generated)
+
+
 def test_expected_diffs_honours_stale_days(demo: tuple[Path, object]) -> None:
     out, _ = demo
     outage = START + timedelta(days=7)
