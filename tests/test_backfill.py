@@ -1,7 +1,8 @@
 """A partition backfill launched through Dagster's API equals running the days one by one.
 
-The backfill goes through a real `dagster dev` (webserver + daemon, queued runs one at a time) and its
-GraphQL `launchPartitionBackfill`, exactly like *Materialize → date range → Launch backfill* in the UI.
+The backfill goes through a real Dagster webserver and daemon (queued runs one at a time) and the
+webserver's GraphQL `launchPartitionBackfill`, exactly like *Materialize → date range → Launch backfill*
+in the UI.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def test_backfill_of_a_date_range_equals_the_days_one_by_one(tmp_path: Path, mon
     # the same range as one backfill through Dagster's API
     home = tmp_path / "backfill"
     env = {"RECON_HOME": str(home), "RECON_DEMO_DATA": str(data)}
-    with DagsterDev(tmp_path / "ui", env) as ui:
+    with DagsterDev(tmp_path / "ui", env, daemon=False) as ui:
         selector = {"repositoryLocationName": ui.location, "repositoryName": ui.repository}
         launched = ui.graphql(
             "mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) { __typename "
@@ -74,6 +75,7 @@ def test_backfill_of_a_date_range_equals_the_days_one_by_one(tmp_path: Path, mon
         result = launched["launchPartitionBackfill"]
         assert result["__typename"] == "LaunchBackfillSuccess", result
         backfill_id = result["backfillId"]
+        ui.start_daemon()  # its first backfill iteration picks the launched backfill up at once
         # Meanwhile, the same days one by one in this process, into another home (overlapping saves time).
         assert all(r.success for r in run_days(config, days, echo=lambda *_: None))
         expected = snapshot(config.duckdb_path)

@@ -28,9 +28,14 @@ def free_port() -> int:
 
 
 class DagsterDev:
-    """`dagster dev` (webserver + daemon) on a free loopback port with its own DAGSTER_HOME; always stopped."""
+    """`dagster dev` (webserver + daemon) on a free loopback port with its own DAGSTER_HOME; always stopped.
 
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+    With ``daemon=False`` only the webserver starts (``dagster-webserver``, as a production deployment
+    runs it), and ``start_daemon()`` starts ``dagster-daemon run`` later: the backfill daemon looks for
+    new backfills every 30 s (fixed in Dagster), and a daemon started after the launch finds it at once.
+    """
+
+    def __init__(self, tmp: Path, env: dict[str, str], daemon: bool = True) -> None:
         from test_reports import DEFINITIONS_WITH_REPORTING
 
         self.port = free_port()
@@ -42,12 +47,22 @@ class DagsterDev:
         self.log = (tmp / "dagster_dev.log").open("w")
         self.env = {**os.environ, **env, "DAGSTER_HOME": str(self.home), "PYTHONPATH": str(ROOT),
                     "PATH": f"{DAGSTER.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        self.with_daemon = daemon
         self.proc: subprocess.Popen | None = None
+        self.daemon: subprocess.Popen | None = None
+
+    def _start(self, *command: str) -> subprocess.Popen:
+        return subprocess.Popen([*command, "-f", str(self.defs)], cwd=str(ROOT), env=self.env, stdout=self.log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_daemon(self) -> None:
+        self.daemon = self._start(str(DAGSTER.parent / "dagster-daemon"), "run")
 
     def __enter__(self) -> DagsterDev:
-        self.proc = subprocess.Popen(
-            [str(DAGSTER), "dev", "-f", str(self.defs), "-h", "127.0.0.1", "-p", str(self.port)],
-            cwd=str(ROOT), env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        if self.with_daemon:
+            self.proc = self._start(str(DAGSTER), "dev", "-h", "127.0.0.1", "-p", str(self.port))
+        else:
+            self.proc = self._start(str(DAGSTER.parent / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.port))
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -67,13 +82,14 @@ class DagsterDev:
         raise TimeoutError(f"dagster dev did not answer: {Path(self.log.name).read_text()[-3000:]}")
 
     def __exit__(self, *exc) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        for proc in (self.daemon, self.proc):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
         self.log.close()
 
     @property
