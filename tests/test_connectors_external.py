@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -41,6 +43,10 @@ SCRIPT = textwrap.dedent(
                   "data": {"id": i, "n": "bad" if i == 3 else i}}}))
         print(json.dumps({"type": "STATE", "state": {"type": "STREAM", "stream": {
               "stream_descriptor": {"name": "things"}, "stream_state": {"last": cfg["count"]}}}}))
+        if cfg.get("linger_pid_file"):  # a worker that outlives the connector, holding its stdout open
+            import subprocess
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            open(cfg["linger_pid_file"], "w").write(str(child.pid))
         if cfg.get("fail"):
             print(json.dumps({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": 0,
                   "error": {"message": "upstream said no", "failure_type": "system_error"}}}))
@@ -76,6 +82,27 @@ def test_script_connector_failure_is_reported(tmp_path: Path, monkeypatch: pytes
     invalid = json.loads((FIXTURES / "invalid_config.json").read_text())
     with pytest.raises(ValueError, match="command"):
         validate_options("crm", "airbyte_command", invalid, [])
+
+
+def test_a_child_outliving_the_connector_does_not_hang_the_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECON_TEST_CONN_TOKEN", "very-secret-token")
+    pid_file = tmp_path / "child.pid"
+    con = duckdb.connect()
+    stream = script_stream(tmp_path, linger_pid_file=str(pid_file))
+    results = []
+    sync = threading.Thread(target=lambda: results.append(sync_stream(con, stream)), daemon=True)
+    sync.start()
+    sync.join(60)
+    assert not sync.is_alive(), "the sync hangs on a child that outlives the connector"
+    r = results[0]
+    assert (r.records_read, r.records_landed) == (6, 5)  # everything the connector wrote was read
+    status = Path(f"/proc/{int(pid_file.read_text())}/status")
+    for _ in range(50):  # and its leftover worker was killed (it would sleep 600 s): gone, or a zombie
+        if not status.exists() or "\tZ" in status.read_text():
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the connector's leftover child is still running")
 
 
 def faker_venv() -> Path:

@@ -21,9 +21,11 @@ Options (``systems.<name>.options``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import tempfile
 import threading
@@ -104,8 +106,18 @@ def command_of(config: Mapping[str, Any]) -> list[str]:
     return [os.path.expanduser(str(c)) for c in command]
 
 
+#: How long the connector's own children may keep its output open after it exited (seconds).
+LINGER_SECONDS = 5.0
+
+
 class _Run:
-    """One connector process: stdout lines as messages, stderr tail kept, timeout enforced."""
+    """One connector process: stdout lines as messages, stderr tail kept, timeout enforced.
+
+    The connector runs in its own process group. A connector's output ends when its process exits, but
+    a child it spawned (source-faker reads with worker processes) can outlive it holding stdout open,
+    and reading would then wait forever: LINGER_SECONDS after the connector exits, or at the timeout,
+    the whole group is killed.
+    """
 
     def __init__(self, config: Mapping[str, Any], args: list[str], files: dict[str, Any]) -> None:
         self.config = config
@@ -122,7 +134,7 @@ class _Run:
         try:
             self.proc = subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
-                bufsize=1024 * 1024,
+                bufsize=1024 * 1024, start_new_session=True,
             )
         except OSError as e:
             self.tmp.cleanup()
@@ -135,6 +147,17 @@ class _Run:
         self._timer = threading.Timer(float(config.get("timeout_seconds", 3600)), self._timeout)
         self._timer.daemon = True
         self._timer.start()
+        self._output_done = threading.Event()
+        threading.Thread(target=self._reap_leftovers, daemon=True).start()
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone already
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def _reap_leftovers(self) -> None:
+        self.proc.wait()
+        if not self._output_done.wait(LINGER_SECONDS):
+            self._kill_group()
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
@@ -143,11 +166,12 @@ class _Run:
 
     def _timeout(self) -> None:
         self.timed_out = True
-        self.proc.kill()
+        self._kill_group()
 
     def lines(self) -> Iterator[bytes]:
         assert self.proc.stdout is not None
         yield from self.proc.stdout
+        self._output_done.set()
 
     def finish(self, what: str) -> None:
         """Wait for the process; raise if it failed (naming the command and its last stderr lines)."""
@@ -164,9 +188,8 @@ class _Run:
             raise ConnectorError(f"connector {what} exited with code {code}" + (f": {tail}" if tail else ""))
 
     def abort(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        self._kill_group()
+        self.proc.wait()
         self._timer.cancel()
         self.tmp.cleanup()
 
