@@ -152,15 +152,15 @@ select * from renamed
     {%- if not is_incremental() -%}
 {{ record_staging_created() }}
     {%- else -%}
-    {%- set role = recon_config().systems[system].role -%}
-    {%- set relation = source('raw_' ~ system, stream) -%}
-    {%- set quarantine = existing_relation('recon_meta', 'contract_quarantined_ids') -%}
-    {%- set mapping_hash = recon_literal(stage_hash(system, stream, raw_column_types(relation))) -%}
     {%- set plan_rows = run_query('select since from ' ~ stage_plan_relation()).rows -%}
     {%- if plan_rows | length != 1 -%}
         {{ exceptions.raise_compiler_error("stage_removals: no staging plan for " ~ this ~ " (stage_stream decides it when the model compiles)") }}
     {%- endif -%}
     {%- if plan_rows[0][0] is none %}
+    {%- set role = recon_config().systems[system].role -%}
+    {%- set relation = source('raw_' ~ system, stream) -%}
+    {%- set quarantine = existing_relation('recon_meta', 'contract_quarantined_ids') -%}
+    {%- set mapping_hash = recon_literal(stage_hash(system, stream, raw_column_types(relation))) -%}
     {%- set doomed -%}
 _recon_stage_hash <> {{ mapping_hash }}
     or _airbyte_raw_id not in (select cast(_airbyte_raw_id as varchar) from {{ relation }} where _airbyte_raw_id is not null)
