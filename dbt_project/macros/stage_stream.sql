@@ -48,6 +48,7 @@
     {%- set fields = cfg.systems[system].streams[stream].get('fields') or {} -%}
     {%- set relation = source('raw_' ~ system, stream) -%}
     {%- set types = raw_column_types(relation) -%}
+    {%- set mapping_hash = stage_hash(system, stream, types) -%}
     {#- Rows the contract checks quarantined are left out of the reconciliation (they become
         contract_violation exceptions instead). The view exists once the contracts have run. -#}
     {%- set quarantine = existing_relation('recon_meta', 'contract_quarantined_ids') -%}
@@ -80,7 +81,7 @@ source as (
     )
     {%- endif %}
     {%- if is_incremental() %}
-    {%- set since = stage_plan_at_compile(system, stream, relation, quarantine, types).since %}
+    {%- set since = stage_plan_at_compile(system, stream, relation, quarantine, mapping_hash).since %}
     {%- if since is not none %}
     {{ 'and' if quarantine is not none else 'where' }} {{ extracted_after('_airbyte_extracted_at', since, types.get('_airbyte_extracted_at')) }}
     {%- endif %}
@@ -107,7 +108,7 @@ renamed as (
         cast(null as timestamp) as available_at,
         {%- endif %}
         {{ run_started_literal() }} as _recon_loaded_at,
-        {{ recon_literal(stage_hash(system, stream, types)) }} as _recon_stage_hash,
+        {{ recon_literal(mapping_hash) }} as _recon_stage_hash,
 
         -- canonical {{ role }} columns
         {%- for name, canonical_type in role_columns(role) %}
@@ -152,7 +153,7 @@ select * from renamed
     {%- if not is_incremental() -%}
 {{ record_staging_created() }}
     {%- else -%}
-    {%- set plan_rows = run_query('select since from ' ~ stage_plan_relation()).rows -%}
+    {%- set plan_rows = run_query('select since, mapping_hash from ' ~ stage_plan_relation()).rows -%}
     {%- if plan_rows | length != 1 -%}
         {{ exceptions.raise_compiler_error("stage_removals: no staging plan for " ~ this ~ " (stage_stream decides it when the model compiles)") }}
     {%- endif -%}
@@ -160,7 +161,7 @@ select * from renamed
     {%- set role = recon_config().systems[system].role -%}
     {%- set relation = source('raw_' ~ system, stream) -%}
     {%- set quarantine = existing_relation('recon_meta', 'contract_quarantined_ids') -%}
-    {%- set mapping_hash = recon_literal(stage_hash(system, stream, raw_column_types(relation))) -%}
+    {%- set mapping_hash = recon_literal(plan_rows[0][1]) -%}
     {%- set doomed -%}
 _recon_stage_hash <> {{ mapping_hash }}
     or _airbyte_raw_id not in (select cast(_airbyte_raw_id as varchar) from {{ relation }} where _airbyte_raw_id is not null)
@@ -194,13 +195,14 @@ drop table {{ doomed_rows }}
 {%- endmacro %}
 
 {#- The staging plan of this build, decided while the model compiles (stage_plan) and left for the
-    pre-hook in stage_plan_relation(). {'since': none} at parse time. -#}
-{% macro stage_plan_at_compile(system, stream, relation, quarantine, types) -%}
+    pre-hook in stage_plan_relation(), with the mapping hash (`mapping_hash`, stage_hash's value) the
+    rows are staged under. {'since': none} at parse time. -#}
+{% macro stage_plan_at_compile(system, stream, relation, quarantine, mapping_hash) -%}
     {%- if not execute -%}{%- do return({'since': none}) -%}{%- endif -%}
-    {%- set plan = stage_plan(system, stream, relation, quarantine, recon_literal(stage_hash(system, stream, types))) -%}
+    {%- set plan = stage_plan(system, stream, relation, quarantine, recon_literal(mapping_hash)) -%}
     {%- do run_query('create or replace temporary table ' ~ stage_plan_relation() ~ ' as select '
                      ~ ('cast(' ~ recon_literal(plan.since) ~ ' as timestamp)' if plan.since else 'cast(null as timestamp)')
-                     ~ ' as since') -%}
+                     ~ ' as since, ' ~ recon_literal(mapping_hash) ~ ' as mapping_hash') -%}
     {%- do return(plan) -%}
 {%- endmacro %}
 
