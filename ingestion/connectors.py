@@ -27,12 +27,16 @@ from typing import Any
 from ingestion.protocol import ConfigError
 
 CONNECTORS: tuple[str, ...] = ("file_drop", "rest_api", "sql", "airbyte_command", "airbyte_api")
-SYNC_MODES: tuple[str, ...] = (
-    "full_refresh_overwrite",
-    "full_refresh_append",
-    "incremental_append",
-    "incremental_append_dedup",
-)
+# The record model's delivery modes, per stream (``systems.<name>.streams.<stream>.sync_mode``):
+# append (new or changed versions per delivery), append_dedup (the same, raw keeps one row per key),
+# snapshot (every delivery is the whole table; absent keys are deleted as of it). docs/ingestion.md.
+SYNC_MODES: tuple[str, ...] = ("append", "append_dedup", "snapshot")
+
+
+def default_sync_mode(connector: str, cursor_field: str | None) -> str:
+    """The delivery mode of a stream that does not declare one: ``append`` for files (each new file holds
+    new or changed records) and for streams read by a cursor; ``snapshot`` for streams read in full."""
+    return "append" if connector == "file_drop" or cursor_field else "snapshot"
 REDACTED = "**********"
 
 
@@ -47,6 +51,7 @@ class ConnectorStream:
         options: the system's ``options`` as written in the config (secrets as ``{env: NAME}``).
         primary_key: key columns (from the stream's config).
         cursor_field: incremental cursor column (from the stream's config), if any.
+        sync_mode: one of ``SYNC_MODES``, or None for the default (append with a cursor, else snapshot).
     """
 
     system: str
@@ -55,6 +60,7 @@ class ConnectorStream:
     options: dict[str, Any]
     primary_key: list[str] = field(default_factory=list)
     cursor_field: str | None = None
+    sync_mode: str | None = None
 
     @property
     def stream_options(self) -> dict[str, Any]:
@@ -242,6 +248,7 @@ def stream_for(system_name: str, system: Any, stream_name: str) -> Any:
             primary_key=primary_key,
             cursor_field=sget("cursor_field"),
             csv_delimiter=sget("csv_delimiter", ","),
+            sync_mode=sget("sync_mode") or default_sync_mode(connector, sget("cursor_field")),
         )
     if connector not in CONNECTORS:
         raise ConfigError(f"system {system_name!r}: unknown connector {connector!r}")
@@ -252,6 +259,7 @@ def stream_for(system_name: str, system: Any, stream_name: str) -> Any:
         options=dict(get("options") or {}),
         primary_key=primary_key,
         cursor_field=sget("cursor_field"),
+        sync_mode=sget("sync_mode") or default_sync_mode(connector, sget("cursor_field")),
     )
 
 

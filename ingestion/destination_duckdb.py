@@ -601,18 +601,6 @@ class DuckDBDestination:
         got = _run(self.con, f"SELECT max(_airbyte_generation_id) FROM {self.table_name(system, stream)}")
         return -1 if got[0][0] is None else int(got[0][0])
 
-    def drop_older_generations(self, ctx: SyncContext) -> int:
-        """Overwrite: delete every row of an older generation than this sync's (same transaction)."""
-        if not self.table_exists(ctx.system, ctx.stream):
-            return 0
-        return int(
-            _run(
-                self.con,
-                f"DELETE FROM {self.table_name(ctx.system, ctx.stream)} WHERE _airbyte_generation_id < ?",
-                [ctx.generation_id],
-            )[0][0]
-        )
-
     def dedup(self, ctx: SyncContext, primary_key: list[str], cursor_field: str | None) -> int:
         """Append + dedup: keep one row per primary key, the one with the greatest cursor (then the
         latest extracted, then the last landed). Only keys this sync touched are looked at, so the

@@ -236,6 +236,8 @@ def sync_files(con: duckdb.DuckDBPyConnection, stream: FileDropStream) -> SyncRe
                 con.begin()
                 try:
                     stats: WriteStats = destination.write(ctx, messages)
+                    if stream.sync_mode == "append_dedup":
+                        destination.dedup(ctx, stream.primary_key, stream.cursor_field)
                     for b in batches:
                         if is_direct(b.staged) and stat_file(Path(b.source_url)) != _dropped(b):
                             raise OSError(f"{b.source_url}: changed while being landed")
@@ -308,33 +310,39 @@ def source_config(stream: ConnectorStream, resolved: dict[str, Any]) -> dict[str
 
 
 def configure_stream(stream: ConnectorStream, discovered: Any) -> ConfiguredAirbyteStream:
-    """How to sync a discovered stream: mode from ``options.streams.<name>.sync_mode``, else incremental
-    append when there is a cursor, full refresh overwrite otherwise."""
+    """How to sync a discovered stream, from the stream's ``sync_mode`` (the record model's delivery mode).
+
+    - ``append``: incremental (after the saved cursor) when the stream has a cursor and the source reads
+      incrementally, else a full read each sync; landed rows are appended.
+    - ``append_dedup``: the same, and the raw table keeps one row per primary key (the latest).
+    - ``snapshot``: a full read each sync, landed as one new generation in one transaction (a half
+      snapshot is never committed: it would delete the keys it had not reached yet); older generations
+      stay, so an as-of replay of an older day sees the snapshot of that day.
+    The default is ``append`` when the stream has a cursor and the source reads incrementally, else
+    ``snapshot``.
+    """
     own = stream.stream_options
     cursor = [stream.cursor_field] if stream.cursor_field else list(discovered.default_cursor_field)
     if own.get("cursor_field"):
         cursor = [own["cursor_field"]] if isinstance(own["cursor_field"], str) else list(own["cursor_field"])
     pk = [[k] for k in stream.primary_key] or [list(k) for k in discovered.source_defined_primary_key]
     incremental_ok = SyncMode.INCREMENTAL in discovered.supported_sync_modes and bool(cursor)
-    mode = own.get("sync_mode") or ("incremental_append" if incremental_ok else "full_refresh_overwrite")
+    mode = stream.sync_mode or ("append" if incremental_ok else "snapshot")
     if mode not in SYNC_MODES:
-        raise ConfigError(f"system {stream.system!r}, stream {stream.stream!r}: unknown sync_mode {mode!r}")
-    if mode.startswith("incremental") and not incremental_ok:
         raise ConfigError(
-            f"system {stream.system!r}, stream {stream.stream!r}: sync_mode {mode} needs a cursor_field "
-            f"and a source that supports incremental reads"
+            f"system {stream.system!r}, stream {stream.stream!r}: unknown sync_mode {mode!r} "
+            f"(expected one of {', '.join(SYNC_MODES)})"
         )
-    if mode.endswith("dedup") and not pk:
+    if mode == "append_dedup" and not pk:
         raise ConfigError(f"system {stream.system!r}, stream {stream.stream!r}: {mode} needs a primary_key")
     destination_mode = {
-        "full_refresh_overwrite": DestinationSyncMode.OVERWRITE,
-        "full_refresh_append": DestinationSyncMode.APPEND,
-        "incremental_append": DestinationSyncMode.APPEND,
-        "incremental_append_dedup": DestinationSyncMode.APPEND_DEDUP,
+        "append": DestinationSyncMode.APPEND,
+        "append_dedup": DestinationSyncMode.APPEND_DEDUP,
+        "snapshot": DestinationSyncMode.OVERWRITE,
     }[mode]
     return ConfiguredAirbyteStream(
         stream=discovered,
-        sync_mode=SyncMode.INCREMENTAL if mode.startswith("incremental") else SyncMode.FULL_REFRESH,
+        sync_mode=SyncMode.INCREMENTAL if mode != "snapshot" and incremental_ok else SyncMode.FULL_REFRESH,
         destination_sync_mode=destination_mode,
         cursor_field=cursor,
         primary_key=pk,
@@ -354,7 +362,7 @@ def sync_records(
 
     The source's RECORD messages are landed in bulk batches; at every STATE message the batch is
     landed and the data and the state commit in one transaction (a full refresh overwrite commits
-    once, at the end, and then drops the older generation's rows). Killed half way, the next sync
+    once, at the end, as a new generation; older generations stay, for as-of replays). Killed half way, the next sync
     resumes from the last committed state: nothing lost, nothing doubled. A successful sync adds a
     ``recon_meta.landed_files`` row (``sync://<sync_id>``, modified at the extraction time), the
     freshness fact the dbt models read; a failed one adds nothing, so the system goes stale.
@@ -416,8 +424,6 @@ def sync_records(
             try:
                 kwargs = {"batch_records": batch_records} if batch_records else {}
                 totals = destination.write_records(ctx, configured, messages, checkpoint, redact=redact, **kwargs)
-                if overwrite:
-                    destination.drop_older_generations(ctx)
                 if totals.state is not None:
                     destination.write_state(stream.system, stream.stream, totals.state, extracted_at)
                 destination.record_landed(

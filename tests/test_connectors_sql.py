@@ -42,11 +42,11 @@ def expected_rows() -> list[tuple]:
     return [tuple(r.values()) for r in map(json.loads, (FIXTURES / "expected_records.jsonl").read_text().splitlines())]
 
 
-def sqlite_stream(db: Path, **stream_opts: Any) -> ConnectorStream:
+def sqlite_stream(db: Path, sync_mode: str | None = None, **stream_opts: Any) -> ConnectorStream:
     config = json.loads((FIXTURES / "config.json").read_text())
     config["path"] = str(db)
     config["streams"]["orders"].update(stream_opts)
-    return ConnectorStream("shop", "orders", "sql", config, ["id"], "updated_at")
+    return ConnectorStream("shop", "orders", "sql", config, ["id"], "updated_at", sync_mode=sync_mode)
 
 
 def landed(con: duckdb.DuckDBPyConnection) -> list[tuple]:
@@ -59,7 +59,7 @@ def test_sqlite_incremental_dedup_and_saved_state(tmp_path: Path) -> None:
     db = tmp_path / "shop.db"
     make_sqlite(db, expected_rows())
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
-    stream = sqlite_stream(db, sync_mode="incremental_append_dedup")
+    stream = sqlite_stream(db, sync_mode="append_dedup")
     first = sync_stream(con, stream)
     assert first.records_read == first.records_landed + first.records_quarantined == 5
     assert landed(con) == expected_rows()
@@ -79,11 +79,11 @@ def test_sqlite_incremental_dedup_and_saved_state(tmp_path: Path) -> None:
     assert [f[0] for f in files] == [f"sync://{r.sync_id}" for r in (first, again, third)]
 
 
-def test_sqlite_wrong_type_goes_to_meta_and_overwrite_replaces(tmp_path: Path) -> None:
+def test_sqlite_wrong_type_goes_to_meta_and_snapshot_adds_a_generation(tmp_path: Path) -> None:
     db = tmp_path / "shop.db"
     make_sqlite(db, [*expected_rows()[:2], (3, "c0", "not a number", "EUR", "2026-10-01T03:00:00Z")])
     con = duckdb.connect()
-    stream = sqlite_stream(db, sync_mode="full_refresh_overwrite")
+    stream = sqlite_stream(db, sync_mode="snapshot")
     r = sync_stream(con, stream)
     assert (r.records_read, r.records_landed, r.records_with_errors) == (3, 3, 1)
     meta = con.execute("SELECT amount, _airbyte_meta FROM raw_shop.orders WHERE id = 3").fetchall()[0]
@@ -91,10 +91,13 @@ def test_sqlite_wrong_type_goes_to_meta_and_overwrite_replaces(tmp_path: Path) -
     assert json.loads(meta[1])["changes"] == [
         {"field": "amount", "change": "NULLED", "reason": "DESTINATION_TYPECAST_ERROR"}
     ]
+    # A snapshot is re-read in full and landed as a new generation; the older one stays (as-of replays
+    # of earlier days read it; the reconciliation takes the latest snapshot as of the day).
     r2 = sync_stream(con, stream)
     assert r2.records_landed == 3
-    gens = con.execute("SELECT DISTINCT _airbyte_generation_id FROM raw_shop.orders").fetchall()
-    assert gens == [(1,)] and con.execute("SELECT count(*) FROM raw_shop.orders").fetchall()[0][0] == 3
+    gens = con.execute(
+        "SELECT _airbyte_generation_id, count(*) FROM raw_shop.orders GROUP BY 1 ORDER BY 1").fetchall()
+    assert gens == [(0, 3), (1, 3)]
 
 
 def test_sqlite_missing_table_names_system(tmp_path: Path) -> None:

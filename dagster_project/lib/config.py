@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dagster_project.lib.config_exceptions import NotificationsConfig, RoutingConfig, SlaConfig
+from ingestion.connectors import default_sync_mode
 
 DEMO_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 CONFIG_ENV_VAR = "RECON_CONFIG"
@@ -54,6 +55,13 @@ STATES: tuple[str, ...] = (
     "REFUNDED",
     "ON_HOLD",
 )
+
+# How a stream delivers its records (docs/ingestion.md#sync-modes, docs/reconciliation-rules.md#records-and-versions):
+# append: each delivery (file, sync) holds new or changed versions; the latest version of a key counts;
+#   absence says nothing. append_dedup: the same, and the raw table keeps only each key's latest row.
+# snapshot: each delivery is the whole table; a key absent from the latest snapshot is deleted as of it.
+SyncModeName = Literal["append", "append_dedup", "snapshot"]
+SYNC_MODES: tuple[str, ...] = ("append", "append_dedup", "snapshot")
 
 FieldType = Literal["string", "decimal", "integer", "timestamp", "json_array_length", "boolean"]
 
@@ -178,6 +186,8 @@ class StreamConfig(_Strict):
     glob: str | None = None  # file_drop only (required there)
     primary_key: list[str]
     cursor_field: str | None = None
+    # None: the connector's default (append for files and for streams with a cursor, else snapshot).
+    sync_mode: SyncModeName | None = None
     csv_delimiter: str = ","
     fields: dict[str, FieldSpec]
 
@@ -435,6 +445,7 @@ class ReconConfig(_Strict):
                 streams[stream_name] = {
                     "primary_key": stream.primary_key,
                     "cursor_field": stream.cursor_field,
+                    "sync_mode": stream.sync_mode or default_sync_mode(system.connector, stream.cursor_field),
                     "format": stream.format,
                     "fields": fields,
                 }

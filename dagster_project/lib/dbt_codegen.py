@@ -30,15 +30,16 @@ LINEAGE_COLUMNS: list[tuple[str, str]] = [
         "(_ab_source_file_last_modified); null for sources without such a notion.",
     ),
     (
-        "_recon_loaded_at",
-        "When dbt staged the row (the start of that dbt invocation, UTC); drives incremental builds.",
+        "delivery_id",
+        "The delivery the row came in: one landed file (path, landing) or one sync of a record connector. "
+        "A key repeated inside one delivery with the same updated_at is a duplicate_record.",
+    ),
+    (
+        "delivered_at",
+        "When the delivery became known (UTC): available_at, else the extraction time. Orders the versions "
+        "of a record and picks a snapshot stream's snapshot in force.",
     ),
 ]
-
-STAGE_HASH_DOC = (
-    "Hash of what staging the row depended on besides the raw row (the stream's mapping, the raw column "
-    "types, the role's columns); rows staged under another hash are re-staged by the next build."
-)
 
 # Canonical columns per role (docs/reconciliation-rules.md). Must match macros/role_columns.sql.
 ROLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -174,7 +175,6 @@ def render_files(recon_vars: Mapping[str, Any]) -> dict[str, str]:
             )
             fields = scfg.get("fields") or {}
             columns = [{"name": n, "description": d} for n, d in LINEAGE_COLUMNS]
-            columns.append({"name": "_recon_stage_hash", "description": STAGE_HASH_DOC})
             for col, base in ROLE_COLUMNS[role]:
                 columns.append({"name": col, "description": _field_doc(col, base, fields.get(col))})
             models.append(
@@ -183,8 +183,8 @@ def render_files(recon_vars: Mapping[str, Any]) -> dict[str, str]:
                     "description": (
                         f"{system}.{stream} staged into the canonical {role} columns: renamed, typed, "
                         "unit-converted, timestamps in UTC, plus lineage columns. One row per raw row "
-                        "(all versions; the current view is chosen downstream). Incremental: each build "
-                        "stages only the raw rows it has not seen."
+                        f"(all versions; sync_mode {scfg.get('sync_mode') or 'append'}; the current version "
+                        "as of D is chosen downstream, docs/reconciliation-rules.md#records-and-versions)."
                     ),
                     "meta": {"recon": {"system": system, "stream": stream, "role": role}},
                     "columns": columns,

@@ -26,8 +26,6 @@ from dagster_project.lib.dbt_codegen import write_generated_files
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DUCKDB_PATH_ENV = "RECON_DUCKDB_PATH"
 AS_OF_DATE_ENV = "RECON_AS_OF_DATE"
-# The project's fingerprint (config + dbt files): an incremental model rebuilds in full when it changes.
-FINGERPRINT_ENV = "RECON_DBT_FINGERPRINT"
 _HASHED_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md"}
 
 
@@ -37,6 +35,7 @@ def dbt_target_dir(config: ReconConfig) -> Path:
 
 
 def _fingerprint(vars_json: str) -> str:
+    # The config and every dbt file: the prepared manifest is re-parsed when it changes.
     digest = hashlib.sha256(vars_json.encode())
     for path in sorted(DBT_PROJECT_DIR.rglob("*")):
         if path.suffix in _HASHED_SUFFIXES and path.is_file() and "target" not in path.parts:
@@ -53,7 +52,6 @@ def set_dbt_env(config: ReconConfig) -> None:
     dbt's partial parse (seconds) instead of a full parse.
     """
     os.environ[DUCKDB_PATH_ENV] = str(config.duckdb_path)
-    os.environ[FINGERPRINT_ENV] = _fingerprint(json.dumps(config.dbt_vars(), sort_keys=True))
     target = dbt_target_dir(config)
     os.environ["DBT_TARGET_PATH"] = str(target)
     _dbt_on_path()

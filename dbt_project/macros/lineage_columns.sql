@@ -1,8 +1,12 @@
 {#
-  The lineage columns every staged row carries, (name, SQL type), in order.
+  The lineage columns every staged row carries, (name, SQL type), in order. A delivery is one landed
+  file (path and modification time) or one sync of a record connector: `delivery_id` names it (unique
+  per landing: the same file landed twice is two deliveries), `delivered_at` orders deliveries (when it
+  became known: the file's modification time, else the extraction time).
 #}
 {% macro lineage_columns() -%}
     {%- do return([
         ('source_system', 'varchar'), ('source_stream', 'varchar'), ('_airbyte_raw_id', 'varchar'),
-        ('_airbyte_extracted_at', 'timestamp'), ('available_at', 'timestamp'), ('_recon_loaded_at', 'timestamp')]) -%}
+        ('_airbyte_extracted_at', 'timestamp'), ('available_at', 'timestamp'), ('delivery_id', 'varchar'),
+        ('delivered_at', 'timestamp')]) -%}
 {%- endmacro %}

@@ -16,7 +16,7 @@ Options (``systems.<name>.options``)::
     env: {LOG_LEVEL: INFO}                               # extra environment for the process
     timeout_seconds: 3600                                # kill the connector after this long
     streams:
-      users: {sync_mode: incremental_append_dedup}       # optional, per stream
+      users: {}                                          # optional, per stream (e.g. cursor_field)
 """
 
 from __future__ import annotations
@@ -80,15 +80,6 @@ SPEC = ConnectorSpecification(
                     "additionalProperties": False,
                     "properties": {
                         "cursor_field": {"type": ["string", "null"]},
-                        "sync_mode": {
-                            "type": "string",
-                            "enum": [
-                                "full_refresh_overwrite",
-                                "full_refresh_append",
-                                "incremental_append",
-                                "incremental_append_dedup",
-                            ],
-                        },
                     },
                 },
             },

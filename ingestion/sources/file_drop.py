@@ -71,6 +71,10 @@ class FileDropStream:
         primary_key: the stream's key columns (declared in the catalog; not enforced here).
         cursor_field: the column whose greatest value is kept in the state, for information.
         csv_delimiter, csv_quote, csv_escape, csv_header, encoding: CSV/JSONL reading options.
+        sync_mode: how the files deliver records (``append``: each file holds new or changed versions;
+            ``append_dedup``: the same, and the raw table keeps one row per key; ``snapshot``: each
+            file is the whole table). Reading is the same for all three (each new or changed file is
+            one delivery); the modes differ in what the reconciliation makes of the deliveries.
     """
 
     system: str
@@ -85,6 +89,7 @@ class FileDropStream:
     csv_escape: str = '"'
     csv_header: bool = True
     encoding: str = "utf-8"
+    sync_mode: str = "append"
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -92,6 +97,15 @@ class FileDropStream:
             raise ConfigError(
                 f"system {self.system!r}, stream {self.stream!r}: format must be one of "
                 f"{', '.join(FORMATS)} (got {self.format!r})"
+            )
+        if self.sync_mode not in ("append", "append_dedup", "snapshot"):
+            raise ConfigError(
+                f"system {self.system!r}, stream {self.stream!r}: sync_mode must be append, append_dedup "
+                f"or snapshot (got {self.sync_mode!r})"
+            )
+        if self.sync_mode == "append_dedup" and not self.primary_key:
+            raise ConfigError(
+                f"system {self.system!r}, stream {self.stream!r}: sync_mode append_dedup needs a primary_key"
             )
 
     def to_config(self) -> dict[str, Any]:

@@ -85,15 +85,6 @@ SPEC = ConnectorSpecification(
                         "query": {"type": "string", "minLength": 1},
                         "primary_key": {"type": "array", "items": {"type": "string"}},
                         "cursor_field": {"type": ["string", "null"]},
-                        "sync_mode": {
-                            "type": "string",
-                            "enum": [
-                                "full_refresh_overwrite",
-                                "full_refresh_append",
-                                "incremental_append",
-                                "incremental_append_dedup",
-                            ],
-                        },
                     },
                 },
             },

@@ -1,5 +1,6 @@
--- Freshness of each configured system as of D: the latest evidence that it delivered (file landed or
--- row updated before cutoff(D)) and whether that is older than its freshness_hours.
+-- Freshness of each configured system as of D: the latest evidence that it delivered (a file with rows,
+-- or a successful sync, known before cutoff(D); or a current row updated before it) and whether that is
+-- older than its freshness_hours. An empty or header-only file is no evidence: it carried nothing.
 {{ config(materialized='table') }}
 
 {%- set cfg = recon_config() %}
@@ -71,6 +72,7 @@ files_seen as (
     from (
         select system, {{ to_utc_timestamp('file_modified_at') }} as modified_at
         from landed_files
+        where records_landed > 0 or file_path like 'sync://%'
     ) as files
     where modified_at < {{ as_of_cutoff() }}
     group by system

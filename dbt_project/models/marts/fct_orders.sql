@@ -1,6 +1,5 @@
--- The canonical order as of D: one row per order_id seen in any system (int_orders_stated, kept
--- incrementally) with the as-of day of the latest build. A view: the day is the only column that changes
--- for every order each night, so it is not stored.
+-- The canonical order as of D: one row per order_id seen in any system (int_orders_stated) with the
+-- as-of day of the latest build. A view: the day is the only column that changes
 {{ config(materialized='view') }}
 
 select

@@ -1,9 +1,6 @@
 -- Every diff of the catalogue (docs/reconciliation-rules.md) that fires as of D once its grace window
 -- has passed, before staleness suppression: one row per (order_id, diff_type, system). A rule whose
 -- roles are not all configured is off. `roles_involved` (',orders,payments,') drives suppression.
--- Incremental (macros/incremental_state.sql): a build recomputes the orders whose records changed and
--- the orders a grace window of which ended between the last build's as-of day and D.
-{%- set plan = incremental_consumer("due_orders_predicate(incremental_plan())") %}
 
 {%- set tol = tolerance('total_amount', 'line_count') %}
 {%- set fx_tol = tolerance('total_amount', 'line_count', fx=true) %}
@@ -19,21 +16,18 @@ with
 orders as (
 
     select * from {{ ref('int_orders_aggregated') }}
-    where {{ due_orders_predicate(plan) }}
 
 ),
 
 orphans as (
 
     select * from {{ ref('int_records_orphaned') }}
-    where {{ due_orders_predicate(plan) }}
 
 ),
 
 repeated_keys as (
 
     select * from {{ ref('int_source_keys_duplicated') }}
-    where {{ due_orders_predicate(plan) }}
 
 ),
 
@@ -324,10 +318,10 @@ duplicate_record_keys as (
     select
         repeated_keys.order_id, orders.customer_id, 'duplicate_record' as diff_type, repeated_keys.system,
         repeated_keys.role, ',' || repeated_keys.role || ',' as roles_involved, repeated_keys.system as systems_involved,
-        'one row per key and updated_at' as expected_value,
+        'one row per key and updated_at in a delivery' as expected_value,
         'repeated keys: ' || repeated_keys.repeated_keys as actual_value,
         cast(0 as decimal(20,4)) as amount_at_risk, orders.currency,
-        'duplicate_record: a source key has more than one visible row with the same updated_at' as rule,
+        'duplicate_record: a source key is repeated with the same updated_at inside the delivery of its current version' as rule,
         cast(null as timestamp) as anchor_at
     from repeated_keys
     left join orders

@@ -1,35 +1,29 @@
 -- Payment, invoice and fulfillment records (current views as of D) whose non-null order_id no visible
 -- order has, one row per (order_id, system). Empty when the orders role is not configured.
--- Incremental (macros/incremental_state.sql): a build recomputes only the orders whose records changed.
-{%- set plan = incremental_consumer("changed_orders_predicate(incremental_plan())") %}
 
 with
 
 orders as (
 
     select * from {{ ref('int_orders_current') }}
-    where {{ changed_orders_predicate(plan) }}
 
 ),
 
 payments as (
 
     select * from {{ ref('int_payments_current') }}
-    where {{ changed_orders_predicate(plan) }}
 
 ),
 
 invoices as (
 
     select * from {{ ref('int_invoices_current') }}
-    where {{ changed_orders_predicate(plan) }}
 
 ),
 
 fulfillments as (
 
     select * from {{ ref('int_fulfillments_current') }}
-    where {{ changed_orders_predicate(plan) }}
 
 ),
 

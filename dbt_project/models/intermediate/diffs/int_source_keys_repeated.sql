@@ -1,62 +1,58 @@
--- Repeated source keys as of D, one row per record: a record key with more than one visible row with
--- the same updated_at in one system and stream (role, source_system, source_stream, record_id,
--- updated_at), with the order it points at and how many rows repeat it. Customers have no order and
--- are left out. Incremental (macros/incremental_state.sql): a build recomputes only changed records.
-{%- set plan = incremental_consumer("changed_repeated_keys_predicate(incremental_plan())") %}
+-- Keys repeated inside one delivery as of D, one row per record: the current version of a record key
+-- (role, source_system, source_stream, record_id) appears more than once, with the same updated_at, in
+-- the delivery it came in (one file or one sync). A version re-sent in another delivery (a snapshot
+-- sent again, a file delivered twice, a corrected re-export) is not a repeat: it is the same version.
+-- Customers have no order and are left out.
 
 with
 
 orders as (
 
-    select * from {{ ref('int_orders_unioned') }}
-    where {{ changed_keys_predicate('orders', plan) }}
+    select * from {{ ref('int_orders_current') }}
 
 ),
 
 payments as (
 
-    select * from {{ ref('int_payments_unioned') }}
-    where {{ changed_keys_predicate('payments', plan) }}
+    select * from {{ ref('int_payments_current') }}
 
 ),
 
 invoices as (
 
-    select * from {{ ref('int_invoices_unioned') }}
-    where {{ changed_keys_predicate('invoices', plan) }}
+    select * from {{ ref('int_invoices_current') }}
 
 ),
 
 fulfillments as (
 
-    select * from {{ ref('int_fulfillments_unioned') }}
-    where {{ changed_keys_predicate('fulfillments', plan) }}
+    select * from {{ ref('int_fulfillments_current') }}
 
 ),
 
-visible_rows as (
+current_records as (
 
-    select 'orders' as role, source_system, source_stream, order_id as record_id, order_id, updated_at
+    select 'orders' as role, source_system, source_stream, order_id as record_id, order_id, updated_at,
+        delivery_repeat_count
     from orders
-    where {{ is_visible_as_of() }}
 
     union all
 
-    select 'payments' as role, source_system, source_stream, payment_id as record_id, order_id, updated_at
+    select 'payments' as role, source_system, source_stream, payment_id as record_id, order_id, updated_at,
+        delivery_repeat_count
     from payments
-    where {{ is_visible_as_of() }}
 
     union all
 
-    select 'invoices' as role, source_system, source_stream, invoice_id as record_id, order_id, updated_at
+    select 'invoices' as role, source_system, source_stream, invoice_id as record_id, order_id, updated_at,
+        delivery_repeat_count
     from invoices
-    where {{ is_visible_as_of() }}
 
     union all
 
-    select 'fulfillments' as role, source_system, source_stream, fulfillment_id as record_id, order_id, updated_at
+    select 'fulfillments' as role, source_system, source_stream, fulfillment_id as record_id, order_id, updated_at,
+        delivery_repeat_count
     from fulfillments
-    where {{ is_visible_as_of() }}
 
 )
 
@@ -66,9 +62,7 @@ select
     source_stream,
     record_id,
     updated_at,
-    max(order_id) as order_id,
-    count(*) as row_count
-from visible_rows
-where record_id is not null
-group by role, source_system, source_stream, record_id, updated_at
-having count(*) > 1
+    order_id,
+    delivery_repeat_count as row_count
+from current_records
+where delivery_repeat_count > 1

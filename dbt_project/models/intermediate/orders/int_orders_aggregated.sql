@@ -1,35 +1,30 @@
 -- One row per order_id seen in any system as of D: the order's current view and each role's per-order
 -- aggregates (net sums converted to the order currency, flags the diff rules need), side by side.
--- Incremental (macros/incremental_state.sql): a build recomputes only the orders whose records changed.
-{%- set plan = incremental_consumer("changed_orders_predicate(incremental_plan())") %}
+{{ config(materialized='table') }}
 
 with
 
 orders as (
 
     select * from {{ ref('int_orders_current') }}
-    where {{ changed_orders_predicate(plan) }}
 
 ),
 
 payments as (
 
     select * from {{ ref('int_payments_current') }}
-    where {{ changed_orders_predicate(plan) }}
 
 ),
 
 invoices as (
 
     select * from {{ ref('int_invoices_current') }}
-    where {{ changed_orders_predicate(plan) }}
 
 ),
 
 fulfillments as (
 
     select * from {{ ref('int_fulfillments_current') }}
-    where {{ changed_orders_predicate(plan) }}
 
 ),
 

@@ -1,11 +1,7 @@
 -- The canonical order as of D without the day (marts.fct_orders adds it): one row per order_id seen in
 -- any system, every role's view side by side, the derived state (first matching rule of
 -- docs/reconciliation-rules.md), why it is on hold, and who owns it.
--- Incremental (macros/incremental_state.sql): a build recomputes the orders whose records changed and
--- the orders a grace window of which ended between the last build's as-of day and D; all of them when
--- the set of stale systems changed (holds and suppressed diffs follow it).
-{{ config(recon_follows_staleness=true) }}
-{%- set plan = incremental_consumer("due_orders_predicate(incremental_plan())") %}
+{{ config(materialized='table') }}
 
 {%- set tol = tolerance('total_amount', 'line_count') %}
 
@@ -17,14 +13,12 @@ orders as (
         *,
         is_paid and refunded_amount > 0 and refunded_amount >= captured_amount - {{ tol }} as is_fully_refunded
     from {{ ref('int_orders_aggregated') }}
-    where {{ due_orders_predicate(plan) }}
 
 ),
 
 diffs as (
 
     select * from {{ ref('int_order_diffs_classified') }}
-    where {{ due_orders_predicate(plan) }}
 
 ),
 
@@ -77,19 +71,26 @@ stated as (
             when orders.is_cancelled then 'CANCELLED'
             when orders.is_fully_refunded then 'REFUNDED'
             when holds.order_id is not null then 'ON_HOLD'
+            {#- The ladder has a step per configured role only: an order that passed every configured
+                step but still has a diff stays in the state of the last configured step, so a state
+                never names a role that is not configured (no FULFILLED without a fulfillment system). #}
+            {%- set reached = 'VALIDATED' %}
             {%- if role_is_configured('customers') %}
             when not orders.is_enriched then 'RECEIVED'
             {%- endif %}
             {%- if role_is_configured('payments') %}
-            when not orders.is_paid then 'VALIDATED'
+            when not orders.is_paid then {{ recon_literal(reached) }}
+            {%- set reached = 'PAID' %}
             {%- endif %}
             {%- if role_is_configured('invoices') %}
-            when not orders.is_invoiced then 'PAID'
+            when not orders.is_invoiced then {{ recon_literal(reached) }}
+            {%- set reached = 'INVOICED' %}
             {%- endif %}
             {%- if role_is_configured('fulfillments') %}
-            when not orders.is_fulfilled then 'INVOICED'
+            when not orders.is_fulfilled then {{ recon_literal(reached) }}
+            {%- set reached = 'FULFILLED' %}
             {%- endif %}
-            when coalesce(diff_counts.diff_count, 0) > 0 then 'FULFILLED'
+            when coalesce(diff_counts.diff_count, 0) > 0 then {{ recon_literal(reached) }}
             else 'RECONCILED'
         end as state,
         case

@@ -1,13 +1,12 @@
 -- The current view as of D of each customer (across the systems of the customers role).
--- Incremental (macros/incremental_state.sql): a build recomputes only the keys whose rows changed.
-{%- set plan = incremental_consumer("changed_keys_predicate('customers', incremental_plan())") %}
+-- The record-version model: macros/current_versions.sql.
+{{ config(materialized='table') }}
 
 with
 
 customers as (
 
     select * from {{ ref('int_customers_unioned') }}
-    where {{ changed_keys_predicate('customers', plan) }}
 
 ),
 
@@ -26,5 +25,8 @@ select
     plan,
     account_owner,
     updated_at,
-    available_at
+    available_at,
+    delivery_id,
+    delivered_at,
+    delivery_repeat_count
 from current_customers

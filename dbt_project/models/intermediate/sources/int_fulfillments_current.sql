@@ -1,13 +1,12 @@
 -- The current view as of D of each fulfillment record, per (system, stream, fulfillment_id).
--- Incremental (macros/incremental_state.sql): a build recomputes only the keys whose rows changed.
-{%- set plan = incremental_consumer("changed_keys_predicate('fulfillments', incremental_plan())") %}
+-- The record-version model: macros/current_versions.sql.
+{{ config(materialized='table') }}
 
 with
 
 fulfillments as (
 
     select * from {{ ref('int_fulfillments_unioned') }}
-    where {{ changed_keys_predicate('fulfillments', plan) }}
 
 ),
 
@@ -24,5 +23,8 @@ select
     fulfillment_id,
     order_id, kind, status, line_count, fulfilled_at,
     updated_at,
-    available_at
+    available_at,
+    delivery_id,
+    delivered_at,
+    delivery_repeat_count
 from current_fulfillments

@@ -1,13 +1,12 @@
 -- The current view as of D of each invoice record, per (system, stream, invoice_id).
--- Incremental (macros/incremental_state.sql): a build recomputes only the keys whose rows changed.
-{%- set plan = incremental_consumer("changed_keys_predicate('invoices', incremental_plan())") %}
+-- The record-version model: macros/current_versions.sql.
+{{ config(materialized='table') }}
 
 with
 
 invoices as (
 
     select * from {{ ref('int_invoices_unioned') }}
-    where {{ changed_keys_predicate('invoices', plan) }}
 
 ),
 
@@ -24,5 +23,8 @@ select
     invoice_id,
     order_id, customer_id, kind, status, currency, amount, issued_at,
     updated_at,
-    available_at
+    available_at,
+    delivery_id,
+    delivered_at,
+    delivery_repeat_count
 from current_invoices

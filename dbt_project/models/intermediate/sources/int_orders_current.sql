@@ -1,14 +1,13 @@
 -- The current view as of D of each order (across the systems of the orders role), with the moment it
 -- was first seen cancelled among its visible versions.
--- Incremental (macros/incremental_state.sql): a build recomputes only the keys whose rows changed.
-{%- set plan = incremental_consumer("changed_keys_predicate('orders', incremental_plan())") %}
+-- The record-version model: macros/current_versions.sql.
+{{ config(materialized='table') }}
 
 with
 
 orders as (
 
     select * from {{ ref('int_orders_unioned') }}
-    where {{ changed_keys_predicate('orders', plan) }}
 
 ),
 
@@ -17,9 +16,10 @@ cancellations as (
     select
         order_id,
         min(updated_at) as cancelled_at
-    from orders
-    where {{ is_visible_as_of() }}
-        and status = 'cancelled'
+    from (
+        {{ visible_versions('orders', ['order_id']) | indent(8) }}
+    ) as visible_orders
+    where status = 'cancelled'
     group by order_id
 
 ),
@@ -43,6 +43,9 @@ select
     current_orders.ordered_at,
     current_orders.updated_at,
     current_orders.available_at,
+    current_orders.delivery_id,
+    current_orders.delivered_at,
+    current_orders.delivery_repeat_count,
     cancellations.cancelled_at
 from current_orders
 left join cancellations

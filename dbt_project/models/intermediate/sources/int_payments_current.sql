@@ -1,13 +1,12 @@
 -- The current view as of D of each payment record, per (system, stream, payment_id).
--- Incremental (macros/incremental_state.sql): a build recomputes only the keys whose rows changed.
-{%- set plan = incremental_consumer("changed_keys_predicate('payments', incremental_plan())") %}
+-- The record-version model: macros/current_versions.sql.
+{{ config(materialized='table') }}
 
 with
 
 payments as (
 
     select * from {{ ref('int_payments_unioned') }}
-    where {{ changed_keys_predicate('payments', plan) }}
 
 ),
 
@@ -24,5 +23,8 @@ select
     payment_id,
     order_id, customer_id, kind, status, currency, amount, captured_at,
     updated_at,
-    available_at
+    available_at,
+    delivery_id,
+    delivered_at,
+    delivery_repeat_count
 from current_payments

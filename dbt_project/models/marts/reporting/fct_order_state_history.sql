@@ -1,17 +1,8 @@
 -- Order state history: one row per (as_of_date, order_id) on which an order first appears or any of its
 -- tracked figures change (state, owner, diff count, each role's presence and amount). The latest row on or
 -- before D is the order as of D, so reports of past days and the latency metric need no daily copy of
--- fct_orders. Incremental: a run of D replaces exactly D's rows, comparing with the latest row before D.
--- Only the orders that may have changed since the last build are compared when that is exact (see
--- order_history_plan); otherwise every order of D is.
-{{ day_history("order_history_rows_to_replace(order_history_plan())") }}
-{{ config(
-    recon_follows_staleness=true,
-    post_hook="{{ record_incremental_state(order_history_plan()) }}",
-) }}
-{%- do ref('int_changed_records') %}
-{%- do ref('int_system_freshness') %}  {#- read by the fingerprint (recon_follows_staleness) #}
-{%- set plan = order_history_plan() %}
+-- fct_orders. A run of D replaces exactly D's rows, comparing every order with its latest row before D.
+{{ day_history() }}
 
 {%- set tracked = [
     'state', 'hold_reason', 'state_owner', 'diff_count', 'has_order_record', 'customer_id', 'currency',
@@ -29,7 +20,6 @@ with
 orders as (
 
     select * from {{ ref('fct_orders') }}
-    where {{ due_orders_predicate(plan) }}
 
 ),
 
@@ -44,7 +34,6 @@ previous_ranked as (
         row_number() over (partition by order_id order by as_of_date desc) as recency
     from {{ this }}
     where as_of_date < {{ as_of_date() }}
-        and {{ due_orders_predicate(plan) }}
 
 ),
 
