@@ -80,9 +80,11 @@ def _demo_data_dir(cfg: ReconConfig) -> Path:
 @click.option("--rate", "rates", multiple=True, metavar="DIFF_TYPE=RATE",
               help="Injection rate per diff type, e.g. --rate missing_invoice=0.02 (repeatable).")
 @click.option("--no-outage", is_flag=True, help="Do not simulate a missing ERP export day.")
+@click.option("--snapshots", is_flag=True,
+              help="Deliver every system as a nightly full snapshot (each day's file holds every record).")
 @click.pass_context
 def demo_data(ctx: click.Context, out_dir: str | None, orders: int, days: int, seed: int, start: str | None,
-              rates: tuple[str, ...], no_outage: bool) -> None:
+              rates: tuple[str, ...], no_outage: bool, snapshots: bool = False) -> None:
     """Write five systems' exports (native shapes) with injected problems and a ground truth."""
     from ingestion.demo.generator import generate
 
@@ -99,7 +101,8 @@ def demo_data(ctx: click.Context, out_dir: str | None, orders: int, days: int, s
         summary = generate(out, orders=orders, days=days, seed=seed,
                            start_date=_date(start, "--start") or cfg.project.start_date,
                            rules=cfg.rules.model_dump(mode="json", by_alias=True),
-                           injection_rates=injection or None, outage=not no_outage)
+                           injection_rates=injection or None, outage=not no_outage,
+                           delivery="snapshot" if snapshots else "daily")
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(_describe_generation(summary))

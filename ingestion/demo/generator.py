@@ -134,6 +134,7 @@ def generate(
     lookalike_rate: float | None = None,
     outage: bool = True,
     contract_breaks: bool = True,
+    delivery: str = "daily",
 ) -> GenerationSummary:
     """Write the deterministic demo data set.
 
@@ -151,6 +152,8 @@ def generate(
         contract_breaks: append one extra record per stream that breaks the stream's contract
             (quarantined by the contract checks; they belong to no real order, so the ground truth
             is the same either way) and list them in contract_breaks.csv.
+        delivery: ``daily`` (each day's file holds that day's changes) or ``snapshot`` (each day's
+            file is a full export of every record as of that day's end; the ground truth is the same).
 
     Returns:
         A GenerationSummary of rows, files, injected problems, look-alikes and stale days.
@@ -273,7 +276,7 @@ def generate(
         order = _make_order(rng, clock, f"SO-9{k + 1:07d}", rng.randint(1, n_existing), cur, ts, catalogue)
         scenarios.orphan(system, variant, order, ts)
 
-    files = write_files(out_dir, sink, start_date, days)
+    files = write_files(out_dir, sink, start_date, days, delivery)
     lookalike_counts["records_landing_a_day_late"] = _count_late(sink)
     if contract_breaks:
         breaks = write_contract_breaks(
@@ -328,6 +331,7 @@ def generate(
             "injection_rates": rates,
             "lookalike_rate": la_rate,
             "outage": outage,
+            "delivery": delivery,
             "contract_breaks": contract_breaks,
             "late_arrival_rate": LATE_ARRIVAL_RATE,
         },

@@ -1,9 +1,18 @@
 """Writes the collected records as one file per stream per day, with the file's mtime set to the
-day's 23:59:59 UTC (the landing connector's `available_at`)."""
+day's 23:59:59 UTC (the landing connector's `available_at`).
+
+Two deliveries: ``daily`` (each day's file holds the records changed that day) and ``snapshot`` (each
+day's file holds every record as of the end of that day, in its latest version: what a system that
+re-sends a full export every night delivers; a record's identical copies inside one export, an
+injected duplicated export row, stay copies).
+"""
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
+import json
 import os
 from datetime import date, timedelta
 from operator import itemgetter
@@ -44,6 +53,28 @@ def wms_schema() -> pa.Schema:
     )
 
 
+# How to read a stream's record key back from a rendered row (snapshot delivery).
+_JSON_KEYS = {"shop/orders": "order_number", "psp/charges": "id", "psp/refunds": "id"}
+
+
+def _key_of(stream: str, row: object) -> str:
+    if stream == "wms/shipments":
+        return str(row[0])  # type: ignore[index]
+    if stream in _JSON_KEYS:
+        return str(json.loads(row)[_JSON_KEYS[stream]])  # type: ignore[arg-type]
+    return next(csv.reader(io.StringIO(row)))[0]  # type: ignore[arg-type]
+
+
+def _snapshot(stream: str, rows: list) -> list:
+    """Every record's latest version among `rows` ((sort_ts, row) pairs), with its identical copies."""
+    latest: dict[str, int] = {}
+    for ts, row in rows:
+        key = _key_of(stream, row)
+        if ts > latest.get(key, ts - 1):
+            latest[key] = ts
+    return [(ts, row) for ts, row in rows if latest[_key_of(stream, row)] == ts]
+
+
 def clear_previous(out_dir: Path) -> None:
     """Remove files a previous run wrote into the stream folders (only names this writer uses)."""
     for stream, ext in EXTENSIONS.items():
@@ -74,7 +105,7 @@ def write_parquet_rows(path: Path, rows: list) -> None:
     )
 
 
-def write_files(out_dir: Path, sink: Sink, start: date, days: int) -> dict[str, int]:
+def write_files(out_dir: Path, sink: Sink, start: date, days: int, delivery: str = "daily") -> dict[str, int]:
     """Write every stream's daily files; a system's outage days get no file.
 
     Args:
@@ -82,6 +113,7 @@ def write_files(out_dir: Path, sink: Sink, start: date, days: int) -> dict[str, 
         sink: the collected records.
         start: the first day of the window.
         days: number of days.
+        delivery: ``daily`` (the day's changes) or ``snapshot`` (every record as of the day's end).
 
     Returns:
         Rows per written file, keyed by the path relative to `out_dir` (posix style).
@@ -94,10 +126,15 @@ def write_files(out_dir: Path, sink: Sink, start: date, days: int) -> dict[str, 
         folder.mkdir(parents=True, exist_ok=True)
         gaps = sink.outages.get(system, set())
         buckets = sink.buckets[stream]
+        if delivery not in ("daily", "snapshot"):
+            raise ValueError(f"delivery must be daily or snapshot, got {delivery!r}")
+        known: list = []
         for day in range(days):
+            if delivery == "snapshot":
+                known.extend(buckets.get(day, []))
             if day in gaps:
                 continue
-            rows = buckets.get(day, [])
+            rows = _snapshot(stream, known) if delivery == "snapshot" else list(buckets.get(day, []))
             rows.sort(key=by_ts)  # stable: ties keep the order they were generated in
             day_date = start + timedelta(days=day)
             name = f"{day_date.isoformat()}.{EXTENSIONS[stream]}"
