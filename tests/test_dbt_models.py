@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 

@@ -116,6 +116,7 @@ class FileDropStream:
             "format": self.format,
             "primary_key": list(self.primary_key),
             "cursor_field": self.cursor_field,
+            "sync_mode": self.sync_mode,
             "csv": {
                 "delimiter": self.csv_delimiter,
                 "quote": self.csv_quote,
@@ -151,6 +152,8 @@ SPEC = ConnectorSpecification(
                         "format": {"type": "string", "enum": list(FORMATS)},
                         "primary_key": {"type": "array", "items": {"type": "string"}},
                         "cursor_field": {"type": ["string", "null"]},
+                        "sync_mode": {"type": "string", "enum": ["append", "append_dedup", "snapshot"],
+                                      "default": "append"},
                         "encoding": {"type": "string", "default": "utf-8"},
                         "csv": {
                             "type": "object",
@@ -195,7 +198,7 @@ def streams_from_config(config: Mapping[str, Any]) -> list[FileDropStream]:
         where = f"file_drop config for system {system!r}: streams[{i}]"
         if not isinstance(s, Mapping):
             raise ConfigError(f"{where} must be a mapping")
-        allowed = {"name", "glob", "format", "primary_key", "cursor_field", "csv", "encoding"}
+        allowed = {"name", "glob", "format", "primary_key", "cursor_field", "sync_mode", "csv", "encoding"}
         if set(s) - allowed:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(set(s) - allowed))}")
         for key in ("name", "glob", "format"):
@@ -226,6 +229,7 @@ def streams_from_config(config: Mapping[str, Any]) -> list[FileDropStream]:
                 csv_escape=str(csv.get("escape", '"')),
                 csv_header=bool(csv.get("header", True)),
                 encoding=str(s.get("encoding", "utf-8")),
+                sync_mode=str(s.get("sync_mode") or "append"),
             )
         )
     return out
@@ -246,6 +250,7 @@ def streams_from_system_config(system: str, system_config: Mapping[str, Any]) ->
                 "format": s.get("format"),
                 "primary_key": list(s.get("primary_key") or []),
                 "cursor_field": s.get("cursor_field"),
+                "sync_mode": s.get("sync_mode") or "append",
                 "csv": {k: csv[k] for k in ("delimiter", "quote", "escape", "header") if k in csv}
                 | ({"delimiter": s["csv_delimiter"]} if "csv_delimiter" in s else {}),
                 "encoding": s.get("encoding", "utf-8"),
