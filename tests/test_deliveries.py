@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +325,36 @@ def test_every_delivery_pattern_gives_the_ground_truth_each_night(tmp_path: Path
     # an as-of replay of night 1 with everything landed since gives night 1 again
     p.build(D1)
     assert p.diffs(D1) == EXPECTED[case][D1]
+
+
+def test_rows_landed_but_invisible_as_of_the_day_are_said_and_opened(tmp_path: Path) -> None:
+    # Onboarding: exports copied today, reconciled as of an earlier day. Every row lands, none is known by
+    # the end of D: the run must say so with the reason, not report an empty "ok".
+    from dagster_project.lib.contract_diffs import source_health_diffs
+    from dagster_project.lib.summary import build_summary, render_summary
+
+    p = Project(tmp_path, "b")
+    p.deliver(p.data, D1)
+    for path in p.data.rglob("*.*"):
+        touch(path, D3)  # copied in later
+    p.land()
+    p.build(D1)
+    health = dict(p.query(f"select system, health_reason from marts.fct_system_freshness where as_of_date = '{D1}'"))
+    landed = {"webshop": 7, "paygate": 7, "books": 6}
+    assert health == {system: f"0 of {n} landed rows are visible as of the day: files modified after the as-of day"
+                      for system, n in landed.items()}
+    con = duckdb.connect(str(p.config.duckdb_path), read_only=True)
+    try:
+        rows = source_health_diffs(con, D1, p.config)
+        text = render_summary(build_summary(con, p.config, D1), p.config)
+    finally:
+        con.close()
+    assert {r["system"] for r in rows} == {"webshop", "paygate", "books"}
+    assert all(r["diff_type"] == "stale_source" and r["order_id"] == f"<{r['system']}>" for r in rows)
+    assert "paygate: 0 of 7 landed rows are visible as of the day: files modified after the as-of day" in text
+
+    # Four days after the last delivery, with a 48 h freshness window: stale, and since when.
+    late = D3 + timedelta(days=4)
+    p.build(late)
+    reasons = dict(p.query(f"select system, health_reason from marts.fct_system_freshness where as_of_date = '{late}'"))
+    assert reasons["paygate"] == "stale since 2026-11-04 22:00:00 (freshness 48 h)"

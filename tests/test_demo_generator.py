@@ -238,11 +238,12 @@ def test_every_injected_kind_is_in_the_ground_truth(demo: tuple[Path, object]) -
 
 def test_generator_knows_the_platforms_diff_catalogue() -> None:
     # The generator (ingestion/, which does not import the platform) keeps its own list of the diff types
-    # it injects: every type of the catalogue but contract_violation, which the contract checks raise.
+    # it injects: every type of the catalogue but the system-level ones (contract_violation, raised by the
+    # contract checks, and stale_source, raised by the source health check).
     from dagster_project.lib.config import DIFF_TYPES as CATALOGUE
     from ingestion.demo.rules import DIFF_TYPES as generated
 
-    assert generated == tuple(d for d in CATALOGUE if d != "contract_violation")
+    assert generated == tuple(d for d in CATALOGUE if d not in ("contract_violation", "stale_source"))
     assert set(INJECTIONS) == set(generated)
 
 

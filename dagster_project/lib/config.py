@@ -42,6 +42,7 @@ DIFF_TYPES: tuple[str, ...] = (
     "customer_mismatch",
     "missing_enrichment",
     "contract_violation",
+    "stale_source",
 )
 
 STATES: tuple[str, ...] = (
@@ -218,6 +219,9 @@ class SystemConfig(_Strict):
     path: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     freshness_hours: float = Field(default=24.0, gt=0)
+    # A run warns (summary, run metadata, a stale_source exception) when the share of the system's landed
+    # rows visible as of the day is at most this: 0 means "rows landed, none visible".
+    min_visible_share: float = Field(default=0.0, ge=0, lt=1)
     streams: dict[str, StreamConfig]
 
     @model_validator(mode="after")
@@ -453,6 +457,7 @@ class ReconConfig(_Strict):
                 "role": system.role,
                 "connector": system.connector,
                 "freshness_hours": system.freshness_hours,
+                "min_visible_share": system.min_visible_share,
                 "streams": streams,
             }
         return systems

@@ -122,7 +122,7 @@ def dry_run_day(config: ReconConfig, day: dt.date, echo=print):
 
     from dagster_project.definitions import build_definitions_for
     from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
-    from dagster_project.lib.contract_diffs import contract_violation_diffs
+    from dagster_project.lib.contract_diffs import system_diffs
     from dagster_project.lib.diffs import diffs_for, stale_systems
     from dagster_project.lib.dry_run import plan_exceptions
     from dagster_project.lib.duckdb_resource import connect
@@ -153,7 +153,7 @@ def dry_run_day(config: ReconConfig, day: dt.date, echo=print):
             raise RuntimeError(f"the dry run's build of {day} failed; run it for real to see the error in the UI")
         con = connect(copy, read_only=True)
         try:
-            diffs = diffs_for(con, day) + contract_violation_diffs(con, day, config)
+            diffs = diffs_for(con, day) + system_diffs(con, day, config)
             return plan_exceptions(con, day, diffs, stale_systems(con, day), config)
         finally:
             con.close()

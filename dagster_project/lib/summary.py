@@ -26,6 +26,7 @@ class Summary:
     exceptions_by_status: list[tuple[str, int]] = field(default_factory=list)
     money_at_risk: list[tuple[str, float]] = field(default_factory=list)
     stale_systems: list[str] = field(default_factory=list)
+    source_warnings: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class Summary:
             "exceptions_by_status": dict(self.exceptions_by_status),
             "money_at_risk": dict(self.money_at_risk),
             "stale_systems": self.stale_systems,
+            "source_warnings": [{"system": s, "reason": r} for s, r in self.source_warnings],
         }
 
 
@@ -81,6 +83,9 @@ def build_summary(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt
         summary.stale_systems = [r[0] for r in con.execute(
             "select system from marts.fct_system_freshness where as_of_date = ? and is_stale order by 1",
             [summary.as_of_date]).fetchall()]
+        summary.source_warnings = [(s, r) for s, r in con.execute(
+            "select system, health_reason from marts.fct_system_freshness "
+            "where as_of_date = ? and health_reason is not null order by 1", [summary.as_of_date]).fetchall()]
     if _exists(con, "recon", "exceptions"):
         summary.exceptions_by_status = [(s, int(n)) for s, n in con.execute(
             "select status, count(*) from recon.exceptions group by 1 order by 2 desc, 1").fetchall()]
@@ -98,6 +103,11 @@ def build_summary(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt
 def render_summary(summary: Summary, config: ReconConfig) -> str:
     """Human-readable summary with the next steps."""
     lines = [f"Reconciliation as of {summary.as_of_date}", ""]
+    if summary.source_warnings:
+        lines.append("Sources that need attention (each has a stale_source exception):")
+        for system, reason in summary.source_warnings:
+            lines.append(f"  {system}: {reason}")
+        lines.append("")
     lines.append("Landed rows per source stream:")
     for system, stream, rows in summary.rows_per_stream:
         role = config.systems[system].role

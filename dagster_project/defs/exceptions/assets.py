@@ -2,11 +2,12 @@
 
 
 import datetime as dt
+import json
 
 import dagster as dg
 
 from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.contract_diffs import contract_violation_diffs
+from dagster_project.lib.contract_diffs import system_diffs
 from dagster_project.lib.diffs import diffs_for, stale_systems
 from dagster_project.lib.duckdb_resource import DuckDBResource
 from dagster_project.lib.exceptions_store import SCHEMA, sync_exceptions
@@ -28,8 +29,10 @@ def build_defs(config: ReconConfig) -> dg.Definitions:
         """Open, update, reopen and auto-resolve exceptions from the day's diffs (idempotent, forward-only)."""
         as_of = dt.date.fromisoformat(context.partition_key)
         with duckdb.get_connection() as con:
-            diffs = diffs_for(con, as_of) + contract_violation_diffs(con, as_of, config)
+            diffs = diffs_for(con, as_of) + system_diffs(con, as_of, config)
             stale = stale_systems(con, as_of)
+            health = {d["system"]: json.loads(d["actual_value"])["reason"]
+                      for d in diffs if d["diff_type"] == "stale_source"}
             stats = sync_exceptions(con, as_of, diffs, stale, config.roles, config=config)
             open_rows = con.execute(
                 f"select count(*), coalesce(sum(amount_at_risk), 0) from {SCHEMA}.exceptions "
@@ -37,11 +40,14 @@ def build_defs(config: ReconConfig) -> dg.Definitions:
             ).fetchall()[0]
         if stale:
             context.log.warning(f"stale systems as of {as_of}: {sorted(stale)}; their exceptions are held")
+        for system, reason in sorted(health.items()):
+            context.log.warning(f"source {system} as of {as_of}: {reason} (a stale_source exception is open)")
         return dg.MaterializeResult(
             metadata={
                 **stats.as_metadata(),
                 "as_of_date": str(as_of),
                 "stale_systems": ", ".join(sorted(stale)) or "none",
+                "source_warnings": "; ".join(f"{s}: {r}" for s, r in sorted(health.items())) or "none",
                 "open_exceptions": int(open_rows[0]),
                 "open_amount_at_risk": float(open_rows[1]),
             }

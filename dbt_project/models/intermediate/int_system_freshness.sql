@@ -1,6 +1,8 @@
 -- Freshness of each configured system as of D: the latest evidence that it delivered (a file with rows,
 -- or a successful sync, known before cutoff(D); or a current row updated before it) and whether that is
 -- older than its freshness_hours. An empty or header-only file is no evidence: it carried nothing.
+-- Also how many of the system's landed rows are visible as of D, and, when the system is stale or (almost)
+-- none of its landed rows are visible (share <= its min_visible_share), why: `health_reason`.
 {{ config(materialized='table') }}
 
 {%- set cfg = recon_config() %}
@@ -50,6 +52,7 @@ configured_systems as (
     select
         {{ recon_literal(system) }} as system,
         {{ recon_literal(cfg.systems[system].get('role')) }} as role,
+        cast({{ cfg.systems[system].get('min_visible_share') or 0 }} as double) as min_visible_share,
         cast({{ hours if hours is not none else 'null' }} as integer) as freshness_hours,
         {{ as_of_cutoff(hours) if hours is not none else 'cast(null as timestamp)' }} as stale_before
     {{ "union all" if not loop.last }}
@@ -57,6 +60,7 @@ configured_systems as (
     select
         cast(null as varchar) as system,
         cast(null as varchar) as role,
+        cast(null as double) as min_visible_share,
         cast(null as integer) as freshness_hours,
         cast(null as timestamp) as stale_before
     where 1 = 0
@@ -97,6 +101,33 @@ rows_seen as (
 
 ),
 
+staged_rows as (
+
+    {%- set roles = cfg.get('roles') or {} %}
+    {%- set staged = [] %}
+    {%- for role in ['orders', 'payments', 'invoices', 'fulfillments', 'customers'] if roles.get(role) %}
+        {%- do staged.append(role) %}
+    {%- endfor %}
+    select
+        source_system as system,
+        count(*) as landed_rows,
+        sum(case when (available_at is null or available_at < {{ as_of_cutoff() }})
+                  and updated_at < {{ as_of_cutoff() }} then 1 else 0 end) as visible_rows,
+        sum(case when available_at >= {{ as_of_cutoff() }} then 1 else 0 end) as known_after_rows
+    from (
+        {%- for role in staged %}
+        select source_system, available_at, updated_at from {{ ref('int_' ~ role ~ '_unioned') }}
+        {{ "union all" if not loop.last }}
+        {%- else %}
+        select cast(null as varchar) as source_system, cast(null as timestamp) as available_at,
+            cast(null as timestamp) as updated_at
+        where 1 = 0
+        {%- endfor %}
+    ) as rows_landed
+    group by source_system
+
+),
+
 joined as (
 
     select
@@ -109,12 +140,27 @@ joined as (
             when files_seen.last_file_at > rows_seen.last_row_at then files_seen.last_file_at
             else rows_seen.last_row_at
         end as last_seen_at,
-        configured_systems.stale_before
+        configured_systems.stale_before,
+        configured_systems.min_visible_share,
+        coalesce(staged_rows.landed_rows, 0) as landed_rows,
+        coalesce(staged_rows.visible_rows, 0) as visible_rows,
+        coalesce(staged_rows.known_after_rows, 0) as known_after_rows
     from configured_systems
+    left join staged_rows
+        on configured_systems.system = staged_rows.system
     left join files_seen
         on configured_systems.system = files_seen.system
     left join rows_seen
         on configured_systems.system = rows_seen.system
+
+),
+
+stated as (
+
+    select
+        *,
+        coalesce(stale_before is not null and (last_seen_at is null or last_seen_at < stale_before), false) as is_stale
+    from joined
 
 )
 
@@ -124,5 +170,17 @@ select
     role,
     freshness_hours,
     last_seen_at,
-    coalesce(stale_before is not null and (last_seen_at is null or last_seen_at < stale_before), false) as is_stale
-from joined
+    is_stale,
+    cast(landed_rows as bigint) as landed_rows,
+    cast(visible_rows as bigint) as visible_rows,
+    case
+        when landed_rows > 0 and visible_rows <= landed_rows * min_visible_share then
+            cast(visible_rows as varchar) || ' of ' || cast(landed_rows as varchar)
+            || ' landed rows are visible as of the day: '
+            || case when known_after_rows > 0 then 'files modified after the as-of day'
+                    else 'rows updated after the as-of day' end
+        when is_stale and last_seen_at is null then 'stale: nothing delivered before the end of the as-of day'
+        when is_stale then 'stale since ' || cast(last_seen_at as varchar) || ' (freshness '
+            || cast(freshness_hours as varchar) || ' h)'
+    end as health_reason
+from stated

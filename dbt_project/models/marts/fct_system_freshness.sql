@@ -1,5 +1,5 @@
 -- Freshness history: one row per (as_of_date, system): when the system last delivered as of D and
--- whether it was stale. Incremental: a run of D replaces exactly D's rows.
+-- whether it was stale, how many of its landed rows were visible, and what is wrong with it if anything. Incremental: a run of D replaces exactly D's rows.
 {{ day_history() }}
 
 with
@@ -16,5 +16,8 @@ select
     role,
     last_seen_at,
     freshness_hours,
-    is_stale
+    is_stale,
+    landed_rows,
+    visible_rows,
+    health_reason
 from freshness
