@@ -123,6 +123,19 @@ def test_one_refused_message_does_not_hold_back_its_channel(con, cfg, http, smtp
     assert "Notifications: sent 14, failing 1" in text and "ticketing: HTTP 422 (1 message(s))" in text
 
 
+def test_a_refused_recipient_does_not_hold_back_the_other_mail(con, cfg, http, smtp):
+    night = [diff("SO-1", severity="critical"), diff("SO-2", severity="critical"),
+             diff("SO-5", "missing_payment", "psp", "payments", "critical"),
+             diff("SO-6", "missing_payment", "psp", "payments", "critical")]
+    exceptions_store.sync_exceptions(con, D1, night, set(), ROLES, config=cfg, now=NIGHT)
+    smtp.refuse = {"rev@test.local"}  # revenue-ops' mailbox is refused; payments-ops' mail goes to ops@
+    stats = flush(con, cfg, NIGHT)
+    assert (stats.sent, stats.failed, stats.deferred) == (10, 2, 0)  # slack 4, webhook 4, email 2
+    assert sorted(e.split(": ")[0] for e in stats.errors) == ["email", "email"]
+    assert "smtp refused the message" in stats.errors[0]
+    assert sorted(m["To"] for m in smtp.messages) == ["ops@test.local", "ops@test.local"]
+
+
 def test_a_channel_failing_every_message_is_left_after_three(con, cfg, http, smtp):
     exceptions_store.sync_exceptions(con, D1, critical_night(), set(), ROLES, config=cfg, now=NIGHT)
     http.reject = lambda body: 500 if "blocks" not in body else None  # the webhook answers 500 to everything

@@ -108,7 +108,14 @@ class SmtpReceiver:
     def __init__(self) -> None:
         self.port = free_port()
         self.messages: list[email.message.Message] = []
+        self.refuse: set[str] = set()  # recipients answered with 550
         self.controller: Controller | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd API
+        if address in self.refuse:
+            return "550 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
         self.messages.append(email.message_from_bytes(envelope.content))
