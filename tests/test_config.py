@@ -131,3 +131,16 @@ def test_database_file_named_like_a_schema_is_rejected(tmp_path):
     path = write(tmp_path, MINIMAL.format(db=tmp_path / "marts.duckdb"))
     with pytest.raises(ConfigError, match=r"file name 'marts' clashes with the schema 'marts'"):
         load_config(path, env={})
+
+
+def test_sync_mode_is_per_stream_validated_and_defaulted(tmp_path):
+    text = MINIMAL.format(db=tmp_path / "x.duckdb")
+    config = load_config(write(tmp_path, text), env={})
+    assert config.dbt_vars()["recon"]["systems"]["shop"]["streams"]["orders"]["sync_mode"] == "append"
+    snap = text.replace("        primary_key: id\n", "        primary_key: id\n        sync_mode: snapshot\n")
+    config = load_config(write(tmp_path, snap), env={})
+    assert config.dbt_vars()["recon"]["systems"]["shop"]["streams"]["orders"]["sync_mode"] == "snapshot"
+    bad = text.replace("        primary_key: id\n", "        primary_key: id\n        sync_mode: full_refresh\n")
+    with pytest.raises(ConfigError, match=r"systems.shop.streams.orders.sync_mode \(line 14\): Input should be "
+                                          r"'append', 'append_dedup' or 'snapshot'"):
+        load_config(write(tmp_path, bad), env={})

@@ -12,6 +12,8 @@ import json
 import logging
 import socket
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
@@ -52,7 +54,10 @@ class HttpReceiver:
     def __init__(self) -> None:
         self.port = free_port()
         self.posts: list[dict] = []
+        self.requests: list[dict] = []  # every request, answered or not (headers and path)
         self.fail_with: list[tuple[int, dict]] = []  # queued error responses
+        self.reject: Callable[[dict], int | None] | None = None  # an error status for some bodies
+        self.hang_seconds: list[float] = []  # queued: accept a post, then answer only after this long
         self.server: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -61,6 +66,12 @@ class HttpReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append({"path": self.path, "headers": dict(self.headers)})
+                rejected = receiver.reject(json.loads(body)) if receiver.reject else None
+                if rejected:
+                    self.send_response(rejected)
+                    self.end_headers()
+                    return
                 if receiver.fail_with:
                     code, headers = receiver.fail_with.pop(0)
                     self.send_response(code)
@@ -69,6 +80,8 @@ class HttpReceiver:
                     self.end_headers()
                     return
                 receiver.posts.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body)})
+                if receiver.hang_seconds:  # received, but the answer comes after the client gave up
+                    time.sleep(receiver.hang_seconds.pop(0))
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -95,7 +108,14 @@ class SmtpReceiver:
     def __init__(self) -> None:
         self.port = free_port()
         self.messages: list[email.message.Message] = []
+        self.refuse: set[str] = set()  # recipients answered with 550
         self.controller: Controller | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd API
+        if address in self.refuse:
+            return "550 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
         self.messages.append(email.message_from_bytes(envelope.content))
@@ -283,13 +303,46 @@ def test_secrets_never_appear_in_errors_logs_or_reprs(con, cfg, http, smtp, capl
     assert redact(f"failed posting to http://h/{SLACK_SECRET}", (f"http://h/{SLACK_SECRET}",)) == "failed posting to ***"
 
 
-def test_channels_whose_variable_is_unset_are_skipped(cfg, con, monkeypatch, http, smtp):
+def test_a_channel_whose_variable_is_unset_keeps_its_messages_until_it_is_set(cfg, con, monkeypatch, http, smtp):
+    monkeypatch.delenv("RECON_SLACK_WEBHOOK_URL")
+    assert sorted(build_senders(cfg)) == ["email", "ticketing"]
+    stats = sync_exceptions(con, D1, a_bad_night(), set(), ROLES, config=cfg, now=NIGHT)
+    assert stats.opened == 6 and stats.notifications == 6 * 3  # slack's rows are queued too
+    night = flush(con, cfg, NIGHT)
+    # slack: one critical + two owner digests wait, with an error naming the channel and the variable
+    assert (night.failed, night.missing_secret, night.sent) == (3, 3, 6)
+    assert night.errors == ["channel 'slack': environment variable RECON_SLACK_WEBHOOK_URL is not set; "
+                            "3 message(s) wait until it is"]
+    waiting = "select status, attempts, last_error from recon.notification_outbox where channel = 'slack' " \
+              "and kind != 'item'"
+    assert con.execute(waiting).fetchall() == [
+        ("pending", 0, "channel 'slack': environment variable RECON_SLACK_WEBHOOK_URL is not set")] * 3
+    # more flushes than retry.max_attempts (4) while it is unset: nothing is dead-lettered for it
+    for hours in range(1, 7):
+        assert flush(con, cfg, NIGHT + dt.timedelta(hours=hours)).missing_secret == 3
+    # the variable is restored and the night is rerun: nothing queued twice, the rerun's flush delivers
+    monkeypatch.setenv("RECON_SLACK_WEBHOOK_URL", f"http://127.0.0.1:{http.port}/slack/{SLACK_SECRET}")
+    again = sync_exceptions(con, D1, a_bad_night(), set(), ROLES, config=cfg, now=NIGHT + dt.timedelta(hours=7))
+    assert again.notifications == 0
+    later = flush(con, cfg, NIGHT + dt.timedelta(hours=7))
+    assert (later.sent, later.failed, later.missing_secret) == (3, 0, 0)
+    assert len(http.on(f"/slack/{SLACK_SECRET}")) == 3 and len(http.on("/hook")) == 3 and len(smtp.messages) == 3
+    assert con.execute("select count(*) from recon.notification_outbox where last_error is not null").fetchall() == [
+        (0,)]
+    assert flush(con, cfg, NIGHT + dt.timedelta(hours=8)).sent == 0
+
+
+def test_every_variable_unset_sends_nothing_and_says_so(cfg, con, monkeypatch, http, smtp):
     for name in ("RECON_SLACK_WEBHOOK_URL", "RECON_WEBHOOK_URL", "RECON_SMTP_HOST"):
         monkeypatch.delenv(name)
     assert build_senders(cfg) == {}
     stats = sync_exceptions(con, D1, a_bad_night(), set(), ROLES, config=cfg, now=NIGHT)
-    assert stats.opened == 6 and stats.notifications == 0
-    assert flush(con, cfg, NIGHT).sent == 0 and http.posts == [] and smtp.messages == []
+    assert stats.opened == 6 and stats.notifications == 18
+    night = flush(con, cfg, NIGHT)
+    assert (night.sent, night.failed, night.missing_secret) == (0, 9, 9)
+    assert sorted(e.split(":")[0] for e in night.errors) == ["channel 'email'", "channel 'slack'",
+                                                             "channel 'ticketing'"]
+    assert "RECON_SMTP_HOST" in " ".join(night.errors) and http.posts == [] and smtp.messages == []
 
 
 def test_escalation_notifies_the_new_owner_at_once(con, cfg, http, smtp):

@@ -200,6 +200,11 @@ def test_run_failure_alert_goes_to_the_outbox_once(demo_config: ReconConfig, mon
     from dagster_project.defs.reporting import sensors
 
     monkeypatch.setenv("RECON_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setenv("RECON_WEBHOOK_TOKEN", "token")
+    channels = demo_config.notifications.channels
+    enabled = {**channels, "ticketing": channels["ticketing"].model_copy(update={"enabled": True})}
+    demo_config = demo_config.model_copy(update={"notifications": demo_config.notifications.model_copy(
+        update={"channels": enabled})})  # the demo's channels are off
     sent: list[dict] = []
 
     class Capture:

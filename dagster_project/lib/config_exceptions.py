@@ -2,8 +2,9 @@
 
 All three sections are optional; their defaults are the seed's rules (DESIGN.md section 6). Secrets
 are never in the config: a channel names the *environment variables* that hold its webhook URL,
-token or password (``webhook_url_env: RECON_SLACK_WEBHOOK_URL``), they are read only when a message
-is sent, and a channel whose variable is unset is skipped. See docs/exceptions.md.
+token or password (``webhook_url_env: RECON_SLACK_WEBHOOK_URL``) and they are read only when a message
+is sent. An enabled channel whose variable is unset keeps its messages in the outbox, with an error
+naming the variable, until it is set. See docs/exceptions.md.
 
 This module imports nothing from ``config.py`` (which imports it).
 """

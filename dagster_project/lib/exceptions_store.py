@@ -27,8 +27,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
+from dagster_project.lib.bulk_write import delete_keys, insert_rows
 from dagster_project.lib.config_exceptions import DEFAULT_SLA_HOURS
 from dagster_project.lib.routing import (
     DIFF_MODEL,
@@ -350,6 +350,7 @@ def plan_sync(
     stats = SyncStats(as_of_date=as_of, diffs=len(diffs))
     plan = SyncPlan(stats=stats)
     seen: set[str] = set()
+    lineages: dict[tuple[Any, ...], str] = {}
 
     def change(action: str, row: dict[str, Any], old: str | None, new: str | None, reason: str,
                changes: dict[str, Any] | None = None) -> None:
@@ -373,7 +374,10 @@ def plan_sync(
         current = existing.get(ex_id)
         values = {k: diff.get(k) for k in _DIFF_COLUMNS}
         values["dbt_model"] = diff.get("dbt_model") or DIFF_MODEL
-        values["lineage"] = _lineage(diff, stream_syncs)
+        lineage_key = (diff.get("systems_involved"), diff.get("system"), diff.get("dbt_model"), diff.get("rule"))
+        if lineage_key not in lineages:  # one JSON per rule and systems, not one per diff
+            lineages[lineage_key] = _lineage(diff, stream_syncs)
+        values["lineage"] = lineages[lineage_key]
         if current is None:
             row = {**values, **routed(diff), "exception_id": ex_id, "status": "open", "last_seen_date": as_of,
                    "last_as_of_date": as_of, "opened_as_of_date": as_of,
@@ -559,48 +563,31 @@ def _norm(value: Any) -> Any:
 
 def _write(con: duckdb.DuckDBPyConnection, inserts: list[dict[str, Any]], updates: list[dict[str, Any]],
            events: list[dict[str, Any]], now: dt.datetime | None = None) -> None:
-    """Write in bulk through registered data frames (row-by-row inserts are slow in DuckDB)."""
-    columns = [d[0] for d in con.execute(f"select * from {SCHEMA}.exceptions limit 0").description]
-    col_list = ", ".join(columns)
-    if updates:
-        ids = pd.DataFrame({"exception_id": [u["exception_id"] for u in updates]})
-        con.register("_recon_updated_ids", ids)
-        con.execute(f"delete from {SCHEMA}.exceptions where exception_id in "
-                    "(select exception_id from _recon_updated_ids)")
-        con.unregister("_recon_updated_ids")
-    rows_ = [*inserts, *updates]
-    if rows_:
-        frame = pd.DataFrame([[row.get(c) for c in columns] for row in rows_], columns=columns, dtype=object)
-        con.register("_recon_rows", frame)
-        casts = ", ".join(f"cast({c} as {t})" for c, t in _column_types(con))
-        con.execute(f"insert into {SCHEMA}.exceptions ({col_list}) select {casts} from _recon_rows")
-        con.unregister("_recon_rows")
+    """Write exceptions and events in bulk, each column typed as its table declares it.
+
+    Updates are a delete and an insert of the whole row. Money is never typed by inference: the
+    rows go through an Arrow table whose schema is read from the table (``lib.bulk_write``), so an
+    amount as large as ``amount_at_risk``'s DECIMAL(20,4) allows is stored exactly wherever it
+    comes in the batch.
+
+    Args:
+        con: the connection holding the writer's transaction.
+        inserts: new exception rows.
+        updates: changed exception rows (whole rows).
+        events: event rows; those without ``recorded_at`` get ``now``.
+        now: the time stamped on events that carry none (default: now, UTC).
+
+    Raises:
+        BulkWriteError: a value that does not fit its column (named in the message).
+    """
+    delete_keys(con, SCHEMA, "exceptions", "exception_id", [u["exception_id"] for u in updates])
+    insert_rows(con, SCHEMA, "exceptions", [*inserts, *updates])
     if events:
         stamp = now or _now()
         # Events of one write share a time; a microsecond apart keeps their order in the log.
-        frame = pd.DataFrame(
-            [[e.get(c) if c != "recorded_at" else (e.get(c) or stamp) + dt.timedelta(microseconds=i)
-              for c in _EVENT_COLUMNS] for i, e in enumerate(events)],
-            columns=_EVENT_COLUMNS, dtype=object)
-        con.register("_recon_events", frame)
-        con.execute(
-            f"insert into {SCHEMA}.exception_events ({', '.join(_EVENT_COLUMNS)}) "
-            "select event_id, exception_id, cast(as_of_date as date), event_type, actor, from_status, to_status, "
-            "from_owner, to_owner, reason, cast(details as json), cast(recorded_at as timestamp) "
-            "from _recon_events on conflict do nothing"
-        )
-        con.unregister("_recon_events")
-
-
-def _column_types(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    return [
-        (name, dtype)
-        for name, dtype in con.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_schema = ? and table_name = 'exceptions' order by ordinal_position",
-            [SCHEMA],
-        ).fetchall()
-    ]
+        stamped = [{**e, "recorded_at": (e.get("recorded_at") or stamp) + dt.timedelta(microseconds=i)}
+                   for i, e in enumerate(events)]
+        insert_rows(con, SCHEMA, "exception_events", stamped, _EVENT_COLUMNS, ignore_conflicts=True)
 
 
 # ---- human actions ------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ def run_days(config: ReconConfig, days: list[dt.date], echo=print) -> list[DayRe
             )
         seconds = time.perf_counter() - started
         results.append(DayResult(day, result.run_id, result.success, seconds))
-        echo(f"  {day}  {'ok    ' if result.success else 'FAILED'}  {seconds:5.1f}s  run {result.run_id[:8]}")
+        note = notification_note(result) if result.success else ""
+        echo(f"  {day}  {'ok    ' if result.success else 'FAILED'}  {seconds:5.1f}s  run {result.run_id[:8]}{note}")
         if not result.success:
             echo(f"    dbt and step output: {log_path}")
             for event in result.all_events:
@@ -105,6 +106,25 @@ def run_days(config: ReconConfig, days: list[dt.date], echo=print) -> list[DayRe
                         echo(f"    {event.step_key}: {error.message.strip()[:2000]}")
             break
     return results
+
+
+def notification_note(result: dg.ExecuteInProcessResult) -> str:
+    """What a successful run's notification step could not send, for the run's line; empty when all went out.
+
+    Args:
+        result: the run's result.
+
+    Returns:
+        ``"  2 notification(s) failed: <first error>; ..."``, or ``""``.
+    """
+    for materialization in result.asset_materializations_for_node("exception_notifications"):
+        failed = materialization.metadata.get("outbox_failed")
+        count = int(getattr(failed, "value", failed) or 0)
+        if count:
+            errors = materialization.metadata.get("outbox_errors")
+            first = str(getattr(errors, "value", errors) or "").split("\n")[0]
+            return f"  {count} notification(s) failed: {first}; see the summary below and recon.notification_outbox"
+    return ""
 
 
 def dry_run_day(config: ReconConfig, day: dt.date, echo=print):

@@ -27,6 +27,9 @@ class Summary:
     money_at_risk: list[tuple[str, float]] = field(default_factory=list)
     stale_systems: list[str] = field(default_factory=list)
     source_warnings: list[tuple[str, str]] = field(default_factory=list)
+    notifications: dict[str, int] = field(default_factory=dict)  # outbox messages per status
+    notifications_failing: int = 0  # pending messages whose last attempt failed (or whose variable is unset)
+    notification_errors: list[tuple[str, str, int]] = field(default_factory=list)  # channel, error, messages
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +46,9 @@ class Summary:
             "money_at_risk": dict(self.money_at_risk),
             "stale_systems": self.stale_systems,
             "source_warnings": [{"system": s, "reason": r} for s, r in self.source_warnings],
+            "notifications": self.notifications,
+            "notifications_failing": self.notifications_failing,
+            "notification_errors": [{"channel": c, "error": e, "messages": n} for c, e, n in self.notification_errors],
         }
 
 
@@ -97,6 +103,15 @@ def build_summary(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt
         summary.contract_violations = int(con.execute(
             "select count(*) from recon.exceptions where diff_type = 'contract_violation' "
             "and status in ('open', 'acknowledged')").fetchall()[0][0])
+    if _exists(con, "recon", "notification_outbox"):
+        summary.notifications = {s: int(n) for s, n in con.execute(
+            "select status, count(*) from recon.notification_outbox group by 1 order by 1").fetchall()}
+        summary.notification_errors = [(c, e, int(n)) for c, e, n in con.execute(
+            "select channel, last_error, count(*) from recon.notification_outbox "
+            "where status in ('pending', 'dead') and last_error is not null group by all order by 1, 2").fetchall()]
+        summary.notifications_failing = int(con.execute(
+            "select count(*) from recon.notification_outbox where status = 'pending' and last_error is not null"
+        ).fetchall()[0][0])
     return summary
 
 
@@ -132,6 +147,15 @@ def render_summary(summary: Summary, config: ReconConfig) -> str:
     lines.append(f"Exceptions open: {summary.open_exceptions:,}  ({status})")
     risk = ", ".join(f"{c} {a:,.2f}" for c, a in summary.money_at_risk) or "0"
     lines.append(f"Money at risk (open exceptions): {risk}")
+    if summary.notifications:
+        counts = summary.notifications
+        lines.append(f"Notifications: sent {counts.get('sent', 0):,}, failing {summary.notifications_failing:,}, "
+                     f"dead {counts.get('dead', 0):,}, waiting {counts.get('pending', 0) + counts.get('queued', 0):,}")
+        for channel, error, n in summary.notification_errors:
+            lines.append(f"  {channel}: {error} ({n:,} message(s))")
+        if summary.notification_errors:
+            lines.append("  recon sql \"select channel, status, attempts, next_attempt_at, last_error "
+                         "from recon.notification_outbox where last_error is not null\"")
     lines.append("")
     lines.append(f"DuckDB file: {config.duckdb_path}")
     lines.append("Start exploring:")

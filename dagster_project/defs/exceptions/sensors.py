@@ -27,7 +27,7 @@ OUTBOX_INTERVAL_SECONDS = 60
 
 
 def _now() -> dt.datetime:
-    """The clock (naive UTC); tests replace it."""
+    """The wall clock (naive UTC); tests replace it."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
@@ -44,13 +44,15 @@ def build_defs(config: ReconConfig) -> dg.Definitions:
     )
     def exception_notifications(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
         """Escalate breached exceptions and send due notifications (critical at once, the rest as digests)."""
-        # A run for an old day (a backfill, the demo) judges SLAs as of the end of that day, not today,
-        # so replaying history does not escalate everything at once.
+        # Two clocks, each for its question. SLAs are judged as of the end of the partition's day, so a
+        # run for an old day (a backfill, the demo) does not escalate everything at once. Delivery runs
+        # on the wall clock, the one the exceptions step queued its messages on: what tonight queued
+        # (critical at once) is due tonight, whatever day the partition is.
+        wall = _now()
         end_of_day = dt.datetime.combine(dt.date.fromisoformat(context.partition_key) + dt.timedelta(days=1), dt.time())
-        now = min(_now(), end_of_day)
         with duckdb.get_connection() as con:
-            escalated = escalate(con, config, now)
-            sent = flush(con, config, now, log=context.log)
+            escalated = escalate(con, config, min(wall, end_of_day))
+            sent = flush(con, config, wall, log=context.log)
             summary = outbox_summary(con)
         for error in sent.errors:
             context.log.warning(error)
@@ -58,6 +60,7 @@ def build_defs(config: ReconConfig) -> dg.Definitions:
             **{f"escalation_{k}": v for k, v in escalated.as_metadata().items()},
             **{f"outbox_{k}": v for k, v in sent.as_metadata().items()},
             **{f"outbox_total_{k}": v for k, v in summary.items()},
+            "outbox_errors": dg.MetadataValue.text("\n".join(sent.errors[:50]) or "none"),
         })
 
     @dg.sensor(

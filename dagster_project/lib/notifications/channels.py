@@ -22,11 +22,21 @@ from dagster_project.lib.notifications import render
 
 
 class DeliveryError(Exception):
-    """A channel did not accept a message; ``retry_after`` (seconds) when the channel said so."""
+    """A channel did not accept a message.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    ``retry_after`` (seconds) when the channel said so; ``channel_down`` when the failure is the
+    channel's (unreachable, timed out, rate-limited, unavailable) rather than this message's, so
+    the flush stops sending to it until the next one.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, channel_down: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.channel_down = channel_down
+
+
+# HTTP answers that mean "the channel cannot take anything now", not "this message is wrong".
+_CHANNEL_DOWN_HTTP = frozenset({408, 429, 502, 503, 504})
 
 
 class Sender(Protocol):
@@ -56,15 +66,25 @@ def _post_json(url: str, body: dict[str, Any], headers: dict[str, str], timeout:
             seconds = float(retry_after) if retry_after else None
         except ValueError:
             seconds = None
-        raise DeliveryError(f"HTTP {exc.code}", retry_after=seconds) from None
+        raise DeliveryError(f"HTTP {exc.code}", retry_after=seconds,
+                            channel_down=exc.code in _CHANNEL_DOWN_HTTP) from None
     except urllib.error.URLError as exc:
-        raise DeliveryError(f"connection failed: {exc.reason}") from None
+        raise DeliveryError(f"connection failed: {exc.reason}", channel_down=True) from None
     except (TimeoutError, OSError) as exc:
-        raise DeliveryError(f"connection failed: {type(exc).__name__}: {exc}") from None
+        raise DeliveryError(f"connection failed: {type(exc).__name__}: {exc}", channel_down=True) from None
+
+
+def _idempotency_headers(message: dict[str, Any]) -> dict[str, str]:
+    """The stable message id, as ``Idempotency-Key`` (what receivers dedupe on) and ``X-Recon-Message-Id``.
+
+    A retry of the same outbox row carries the same key, so a receiver that got a request whose
+    answer we never saw (a timeout after it accepted) can drop the repeat.
+    """
+    return {"Idempotency-Key": message["message_id"], "X-Recon-Message-Id": message["message_id"]}
 
 
 class SlackSender:
-    """Posts Block Kit messages to a Slack incoming webhook."""
+    """Posts Block Kit messages to a Slack incoming webhook, with an ``Idempotency-Key`` header."""
 
     def __init__(self, name: str, url: str, timeout: float) -> None:
         self.name, self._url, self._timeout = name, url, timeout
@@ -74,8 +94,7 @@ class SlackSender:
         return f"SlackSender({self.name!r}, url=***)"
 
     def send(self, message: dict[str, Any]) -> None:
-        _post_json(self._url, render.slack_payload(message),
-                   {"X-Recon-Message-Id": message["message_id"]}, self._timeout)
+        _post_json(self._url, render.slack_payload(message), _idempotency_headers(message), self._timeout)
 
 
 class WebhookSender:
@@ -89,7 +108,7 @@ class WebhookSender:
         return f"WebhookSender({self.name!r}, url=***)"
 
     def send(self, message: dict[str, Any]) -> None:
-        headers = {"Idempotency-Key": message["message_id"], "X-Recon-Message-Id": message["message_id"]}
+        headers = _idempotency_headers(message)
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         _post_json(self._url, render.webhook_payload(message), headers, self._timeout)
@@ -127,26 +146,48 @@ class EmailSender:
                 if self._username:
                     smtp.login(self._username, self._password or "")
                 smtp.send_message(mail)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            # The server is up and refused this message: the channel's other messages still go.
+            raise DeliveryError(f"smtp refused the message: {type(exc).__name__}: {exc}") from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(f"smtp failed: {type(exc).__name__}: {exc}") from None
+            raise DeliveryError(f"smtp failed: {type(exc).__name__}: {exc}", channel_down=True) from None
+
+
+def missing_env(spec: Any, env: Mapping[str, str] | None = None) -> list[str]:
+    """The environment variables a channel names that are unset or empty.
+
+    The address (webhook URL, SMTP host) is always needed; a token, user name or password is
+    needed when the config names its variable.
+
+    Args:
+        spec: a channel of ``notifications.channels``.
+        env: the environment (default ``os.environ``).
+
+    Returns:
+        The variable names, in config order (empty: the channel can send).
+    """
+    env = os.environ if env is None else env
+    if isinstance(spec, SlackChannel):
+        names = [spec.webhook_url_env]
+    elif isinstance(spec, WebhookChannel):
+        names = [spec.url_env, spec.token_env]
+    elif isinstance(spec, EmailChannel):
+        names = [spec.smtp_host_env, spec.username_env, spec.password_env]
+    else:
+        raise TypeError(f"unknown channel type {type(spec).__name__}")
+    return [name for name in names if name and not env.get(name)]
 
 
 def channel_env_ready(spec: Any, env: Mapping[str, str] | None = None) -> bool:
-    """Whether a channel is enabled and the environment variable holding its address is set."""
-    env = os.environ if env is None else env
-    if not spec.enabled:
-        return False
-    if isinstance(spec, SlackChannel):
-        return bool(env.get(spec.webhook_url_env))
-    if isinstance(spec, WebhookChannel):
-        return bool(env.get(spec.url_env))
-    if isinstance(spec, EmailChannel):
-        return bool(env.get(spec.smtp_host_env))
-    return False
+    """Whether a channel is enabled and every environment variable it names is set."""
+    return bool(spec.enabled) and not missing_env(spec, env)
 
 
 def build_senders(config: Any, env: Mapping[str, str] | None = None) -> dict[str, Sender]:
-    """A sender per enabled channel whose environment variables are set; the others are skipped."""
+    """A sender per enabled channel whose environment variables are set.
+
+    The flush reports the others (``missing_env``) and keeps their messages for when the variables are set.
+    """
     env = os.environ if env is None else env
     senders: dict[str, Sender] = {}
     for name, spec in sorted(config.notifications.channels.items()):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from dagster_project.lib.bulk_write import insert_rows
 from dagster_project.lib.config_exceptions import EmailChannel
 from dagster_project.lib.notifications.channels import (
     DeliveryError,
     Sender,
     build_senders,
-    channel_env_ready,
+    missing_env,
     redact,
 )
 
@@ -68,10 +70,11 @@ class FlushStats:
 
     digests: int = 0
     sent: int = 0
-    failed: int = 0
-    dead: int = 0
-    deferred: int = 0
-    pending: int = 0
+    failed: int = 0          # messages due that did not go out: a failed send, or a channel's variable unset
+    dead: int = 0            # of those, given up after retry.max_attempts (kept, never deleted)
+    missing_secret: int = 0  # of those, waiting because their channel's environment variable is unset
+    deferred: int = 0        # not tried: their channel failed earlier in this flush, or is disabled
+    pending: int = 0         # left to send after this flush (pending or waiting for a digest)
     errors: list[str] = field(default_factory=list)
 
     def as_metadata(self) -> dict[str, Any]:
@@ -117,7 +120,9 @@ def enqueue_for_events(con: duckdb.DuckDBPyConnection, config: ReconConfig, even
     """
     settings = config.notifications
     wanted = [e for e in events if e["event_type"] in settings.events]
-    channels = {n: c for n, c in settings.channels.items() if channel_env_ready(c)}
+    # Every enabled channel, whether or not its variables are set now: the flush says which variable
+    # is missing and delivers once it is set, so a missing secret delays a notification, never loses it.
+    channels = {n: c for n, c in settings.channels.items() if c.enabled}
     if not settings.enabled or not wanted or not channels:
         return 0
     ensure_outbox(con)
@@ -161,16 +166,17 @@ def enqueue_for_events(con: duckdb.DuckDBPyConnection, config: ReconConfig, even
                 continue
             if isinstance(spec, EmailChannel) and not spec.recipients_for(owner):
                 continue
-            rows.append([
-                _key(name, event["event_id"]), name, owner, "immediate" if immediate else "item",
-                "pending" if immediate else "queued", severity, json.dumps([ex["exception_id"]]),
-                json.dumps([event["event_id"]]), json.dumps(item, default=str), None, 0, now, None, now, None,
-            ])
+            rows.append({
+                "message_id": _key(name, event["event_id"]), "channel": name, "owner": owner,
+                "kind": "immediate" if immediate else "item", "status": "pending" if immediate else "queued",
+                "severity": severity, "exception_ids": json.dumps([ex["exception_id"]]),
+                "event_ids": json.dumps([event["event_id"]]), "payload": json.dumps(item, default=str),
+                "attempts": 0, "next_attempt_at": now, "created_at": now,
+            })
     if not rows:
         return 0
     before = con.execute(f"select count(*) from {OUTBOX_TABLE}").fetchall()[0][0]
-    con.executemany(f"insert into {OUTBOX_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "on conflict do nothing", rows)
+    insert_rows(con, *OUTBOX_TABLE.split("."), rows, ignore_conflicts=True)
     return con.execute(f"select count(*) from {OUTBOX_TABLE}").fetchall()[0][0] - before
 
 
@@ -227,24 +233,39 @@ def _backoff(config: ReconConfig, attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
+# Consecutive failed sends after which a flush treats a channel as down even when each error looked
+# like the message's own (an HTTP 500 for every request): the rest wait for the next flush.
+CHANNEL_DOWN_AFTER = 3
+
+
 def flush(con: duckdb.DuckDBPyConnection, config: ReconConfig, now: dt.datetime,
           senders: Mapping[str, Sender] | None = None, env: Mapping[str, str] | None = None,
           log: Any = None) -> FlushStats:
     """Build due digests, then send every pending message whose ``next_attempt_at`` has come.
 
-    Each message's outcome is committed right after its attempt. After a failure the channel is
-    treated as down for the rest of this flush (its other messages wait for the next one).
+    ``now`` is the wall clock: the outbox is queued and flushed on it (see docs/exceptions.md).
+    Each message's outcome is committed right after its attempt. A message that fails is retried
+    later with backoff and does not hold back the others of its channel; only a failure of the
+    channel itself (unreachable, timeout, 429, 502/503/504, or ``CHANNEL_DOWN_AFTER`` failures in
+    a row) stops this flush from sending to that channel. A message whose enabled channel has an
+    environment variable unset stays pending, its attempts untouched, with an error naming the
+    channel and the variable, and goes out on the first flush after the variable is set.
 
     Args:
         con: an open DuckDB connection (not inside a transaction).
         config: the project config.
-        now: the clock (naive UTC).
+        now: the clock (naive UTC wall-clock time).
         senders: channel name -> sender; default: built from the config and the environment.
-        env: environment for building senders (default os.environ).
+        env: environment for building senders and naming unset variables (default os.environ).
         log: optional logger (``.info``/``.warning``); messages never contain secrets.
+
+    Returns:
+        What the flush did: digests built, sent, failed (of which dead and missing_secret), deferred,
+        still pending, and one error line per failure.
     """
     stats = FlushStats()
     stats.digests = build_digests(con, config, now)
+    env = os.environ if env is None else env
     senders = build_senders(config, env) if senders is None else senders
     secrets = tuple(s for sender in senders.values() for s in getattr(sender, "secrets", ()))
     max_attempts = config.notifications.retry.max_attempts
@@ -252,9 +273,21 @@ def flush(con: duckdb.DuckDBPyConnection, config: ReconConfig, now: dt.datetime,
         f"select message_id, channel, owner, kind, attempts, payload from {OUTBOX_TABLE} "
         "where status = 'pending' and next_attempt_at <= ? order by created_at, message_id", [now]).fetchall()
     down: set[str] = set()
+    in_a_row: dict[str, int] = {}
+    unset: dict[str, list[str]] = {}
+    waiting: dict[str, list[str]] = {}
     for message_id, channel, owner, kind, attempts, payload in due:
         sender = senders.get(channel)
-        if sender is None or channel in down:
+        if sender is None:
+            if channel not in unset:
+                spec = config.notifications.channels.get(channel)
+                unset[channel] = missing_env(spec, env) if spec is not None and spec.enabled else []
+            if unset[channel]:
+                waiting.setdefault(channel, []).append(message_id)
+            else:
+                stats.deferred += 1
+            continue
+        if channel in down:
             stats.deferred += 1
             continue
         body = json.loads(payload)
@@ -271,7 +304,9 @@ def flush(con: duckdb.DuckDBPyConnection, config: ReconConfig, now: dt.datetime,
             status = "dead" if attempts >= max_attempts else "pending"
             con.execute(f"update {OUTBOX_TABLE} set attempts = ?, status = ?, next_attempt_at = ?, last_error = ? "
                         "where message_id = ?", [attempts, status, now + wait, error, message_id])
-            down.add(channel)
+            in_a_row[channel] = in_a_row.get(channel, 0) + 1
+            if exc.channel_down or in_a_row[channel] >= CHANNEL_DOWN_AFTER:
+                down.add(channel)
             stats.failed += 1
             stats.dead += int(status == "dead")
             stats.errors.append(f"{channel}: {error}")
@@ -279,9 +314,24 @@ def flush(con: duckdb.DuckDBPyConnection, config: ReconConfig, now: dt.datetime,
                 log.warning(f"notification {message_id} to channel '{channel}' failed (attempt {attempts}): "
                             f"{error}; {'gave up' if status == 'dead' else f'retry after {now + wait}'}")
             continue
+        in_a_row[channel] = 0
         con.execute(f"update {OUTBOX_TABLE} set attempts = attempts + 1, status = 'sent', sent_at = ?, "
                     "last_error = null where message_id = ?", [now, message_id])
         stats.sent += 1
+    for channel, message_ids in sorted(waiting.items()):
+        names = unset[channel]
+        error = (f"channel '{channel}': environment variable {names[0]} is not set" if len(names) == 1 else
+                 f"channel '{channel}': environment variables {', '.join(names)} are not set")
+        # Not an attempt (nothing reached the channel): attempts and next_attempt_at stay, so the
+        # messages go out on the first flush after the variable is set, and are never dead-lettered for it.
+        con.execute(f"update {OUTBOX_TABLE} set last_error = ? where message_id in (select unnest(?::varchar[]))",
+                    [error, message_ids])
+        stats.failed += len(message_ids)
+        stats.missing_secret += len(message_ids)
+        stats.errors.append(f"{error}; {len(message_ids)} message(s) wait until it is")
+        if log is not None:
+            log.warning(f"{error}: {len(message_ids)} notification(s) not sent; they are kept and go out "
+                        "once it is set")
     stats.pending = con.execute(
         f"select count(*) from {OUTBOX_TABLE} where status in ('pending', 'queued')").fetchall()[0][0]
     return stats
