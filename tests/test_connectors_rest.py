@@ -1,10 +1,12 @@
-"""REST API source against a real loopback HTTP server: pagination, 429 + Retry-After, 5xx, auth, state."""
+"""REST API source against a real loopback HTTP server: pagination, 429 + Retry-After, 5xx, auth, state.
+
+Waits are asserted as asked of an injected clock, never measured (tests/loopback_api.py FakeClock).
+"""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 import pytest
+from loopback_api import FakeClock
 
 from ingestion.connectors import ConnectorStream, validate_options
 from ingestion.protocol import ConnectorError
@@ -24,7 +27,7 @@ CHARGES = [json.loads(line) for line in (FIXTURES / "expected_records.jsonl").re
 
 class Api:
     def __init__(self) -> None:
-        self.calls: list[tuple[float, str, dict[str, Any]]] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
         self.fail_plan: list[tuple[int, dict[str, str]]] = []  # answers to give before the real one
         self.extra: list[Any] = []
 
@@ -37,7 +40,7 @@ def serve(api: Api) -> tuple[ThreadingHTTPServer, int]:
         def do_GET(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
-            api.calls.append((time.monotonic(), url.path, q))
+            api.calls.append((url.path, q))
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return self._send(401, {"error": "unauthorized"})
             if api.fail_plan:
@@ -86,9 +89,11 @@ def rest_stream(port: int, **over: Any) -> ConnectorStream:
 def test_pages_retries_and_saved_state(api: Api) -> None:
     api.fail_plan = [(429, {"Retry-After": "1"}), (503, {}), (500, {})]
     con = duckdb.connect()
-    t0 = time.monotonic()
-    r = sync_stream(con, rest_stream(api.port))
-    assert time.monotonic() - t0 >= 1.0  # Retry-After honoured
+    clock = FakeClock()
+    stream = rest_stream(api.port)
+    stream.options.pop("rate_limit_per_second")  # only the retries' waits below
+    r = sync_stream(con, stream, source=clock.source())
+    assert clock.sleeps == [1.0, 0.02, 0.04]  # Retry-After honoured, then backoff 0.01 doubling
     assert r.records_read == r.records_landed == len(CHARGES)
     got = con.execute("SELECT id, amount, currency, updated FROM raw_psp.charges ORDER BY updated").fetchall()
     assert got == [(c["id"], c["amount"], c["currency"], c["updated"]) for c in CHARGES]
@@ -96,19 +101,21 @@ def test_pages_retries_and_saved_state(api: Api) -> None:
     # reading again with the saved state: nothing new, and the cursor was sent to the API
     again = sync_stream(con, rest_stream(api.port))
     assert again.records_read == 0
-    assert api.calls[-1][2].get("updated_since") == str(CHARGES[-1]["updated"])
+    assert api.calls[-1][1].get("updated_since") == str(CHARGES[-1]["updated"])
 
 
 def test_bad_records_quarantined_and_rate_limit(api: Api) -> None:
     api.extra = [{"id": "ch_x", "amount": "lots", "updated": 1790000100}, [1, 2], {"amount": 5, "updated": 1790000101}]
     con = duckdb.connect()
-    r = sync_stream(con, rest_stream(api.port, rate_limit_per_second=20))
+    clock = FakeClock()
+    r = sync_stream(con, rest_stream(api.port, rate_limit_per_second=20), source=clock.source())
     assert r.records_read == len(CHARGES) + 3 == r.records_landed + r.records_quarantined
     assert (r.records_quarantined, r.records_with_errors) == (2, 1)
     reasons = sorted(x[0] for x in con.execute("SELECT reason FROM recon_meta.quarantine").fetchall())
     assert reasons == ["missing primary key field 'id'", "record is a JSON list, not an object"]
-    times = [c[0] for c in api.calls]
-    assert all(b - a >= 0.045 for a, b in zip(times, times[1:], strict=False))
+    # Evenly spaced at 20/s: every request after the first waited 1/20 s on the (injected) clock.
+    assert len(api.calls) == 4
+    assert clock.sleeps == pytest.approx([0.05] * (len(api.calls) - 1))
 
 
 def test_down_source_fails_clearly_after_retries(api: Api) -> None:
