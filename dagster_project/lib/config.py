@@ -86,6 +86,10 @@ ROLE_FIELDS: dict[str, dict[str, tuple[FieldType, bool]]] = {
         "status": ("string", True),
         "currency": ("string", True),
         "amount": ("decimal", True),
+        # refunds carried by the charge: its refunded total, or its list of refund objects (one shape
+        # per stream; docs/reconciliation-rules.md#refunds-and-credit-notes-three-shapes)
+        "refunded_amount": ("decimal", False),
+        "refunds": ("json_array_length", False),  # a nested list (JSON); see NESTED_RECORD_FIELDS
         "captured_at": ("timestamp", False),
         "updated_at": ("timestamp", True),
     },
@@ -97,6 +101,8 @@ ROLE_FIELDS: dict[str, dict[str, tuple[FieldType, bool]]] = {
         "status": ("string", True),
         "currency": ("string", True),
         "amount": ("decimal", True),
+        "credited_amount": ("decimal", False),
+        "credit_notes": ("json_array_length", False),  # a nested list (JSON); see NESTED_RECORD_FIELDS
         "issued_at": ("timestamp", False),
         "updated_at": ("timestamp", True),
     },
@@ -117,6 +123,11 @@ ROLE_FIELDS: dict[str, dict[str, tuple[FieldType, bool]]] = {
         "updated_at": ("timestamp", True),
     },
 }
+
+# Fields that map a list nested in each record to records of their own (a charge's refunds, an
+# invoice's credit notes): {from: <list>, id, amount, at[, status]}; and the total field of the same
+# role that must not be mapped beside it (the two would count the same money twice).
+NESTED_RECORD_FIELDS: dict[str, str] = {"refunds": "refunded_amount", "credit_notes": "credited_amount"}
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -158,6 +169,16 @@ class FieldSpec(_Strict):
     values: dict[str, str] | None = None
     default: str | None = None
     transform: Literal["upper", "lower", "trim"] | None = None
+    # Only for a nested list (NESTED_RECORD_FIELDS): how each element maps, paths inside the element.
+    id: FieldSpec | None = None
+    amount: FieldSpec | None = None
+    at: FieldSpec | None = None
+    status: FieldSpec | None = None
+
+    @field_validator("id", "amount", "at", "status", mode="before")
+    @classmethod
+    def _element_shorthand(cls, value: Any) -> Any:
+        return {"from": value} if isinstance(value, str) else value
 
     @field_validator("values", mode="before")
     @classmethod
@@ -203,6 +224,24 @@ class StreamConfig(_Strict):
         if isinstance(value, Mapping):
             return {k: ({"from": v} if isinstance(v, str) else v) for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _nested_lists(self) -> StreamConfig:
+        for name, spec in self.fields.items():
+            element_keys = [k for k in ("id", "amount", "at", "status") if getattr(spec, k) is not None]
+            if name not in NESTED_RECORD_FIELDS:
+                if element_keys:
+                    raise ValueError(f"field '{name}': {element_keys} are only for a nested list "
+                                     f"({', '.join(sorted(NESTED_RECORD_FIELDS))})")
+                continue
+            missing = [k for k in ("id", "amount", "at") if getattr(spec, k) is None]
+            if missing or spec.from_ is None:
+                raise ValueError(f"field '{name}' maps a nested list: give 'from' (the list) and "
+                                 f"{['id', 'amount', 'at']} (paths inside each element); missing {missing or ['from']}")
+            total = NESTED_RECORD_FIELDS[name]
+            if total in self.fields:
+                raise ValueError(f"fields '{name}' and '{total}' both map the same money: map one of them")
+        return self
 
 
 class SystemConfig(_Strict):

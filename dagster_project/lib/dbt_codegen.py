@@ -61,6 +61,8 @@ ROLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("status", "succeeded, failed or pending (unmapped words kept lower-cased)."),
         ("currency", "ISO 4217 currency of the payment, upper case."),
         ("amount", "Payment amount, positive, in major units, DECIMAL(20,4)."),
+        ("refunded_amount", "A charge's refunded total as the charge reports it (the amount-on-the-charge refund "
+                            "shape); null when refunds come as records of their own."),
         ("captured_at", "When the charge was captured or the refund made (UTC)."),
         ("updated_at", "When this version of the payment was last changed in the source (UTC)."),
     ],
@@ -72,6 +74,8 @@ ROLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("status", "posted, draft or void (unmapped words kept lower-cased)."),
         ("currency", "ISO 4217 currency of the document, upper case."),
         ("amount", "Document amount, positive, DECIMAL(20,4)."),
+        ("credited_amount", "An invoice's credited total as the invoice reports it (the amount-on-the-invoice "
+                            "credit shape); null when credit notes come as documents of their own."),
         ("issued_at", "Document date (UTC)."),
         ("updated_at", "When this version of the document was last changed in the source (UTC)."),
     ],

@@ -11,11 +11,13 @@
             ('total_amount', money), ('line_count', 'bigint'), ('ordered_at', 'timestamp'), ('updated_at', 'timestamp')],
         'payments': [
             ('payment_id', 'varchar'), ('order_id', 'varchar'), ('customer_id', 'varchar'), ('kind', 'varchar'),
-            ('status', 'varchar'), ('currency', 'varchar'), ('amount', money), ('captured_at', 'timestamp'),
+            ('status', 'varchar'), ('currency', 'varchar'), ('amount', money), ('refunded_amount', money),
+            ('captured_at', 'timestamp'),
             ('updated_at', 'timestamp')],
         'invoices': [
             ('invoice_id', 'varchar'), ('order_id', 'varchar'), ('customer_id', 'varchar'), ('kind', 'varchar'),
-            ('status', 'varchar'), ('currency', 'varchar'), ('amount', money), ('issued_at', 'timestamp'),
+            ('status', 'varchar'), ('currency', 'varchar'), ('amount', money), ('credited_amount', money),
+            ('issued_at', 'timestamp'),
             ('updated_at', 'timestamp')],
         'fulfillments': [
             ('fulfillment_id', 'varchar'), ('order_id', 'varchar'), ('kind', 'varchar'), ('status', 'varchar'),

@@ -15,7 +15,10 @@
   checks quarantined, listed in recon_meta.contract_quarantined_ids). An unmapped canonical column is a typed NULL
   (`kind` defaults to charge / invoice / shipment for payments / invoices / fulfillments).
 
-  One row per raw row: every version of every record, with its delivery (lineage_columns): which
+  A list nested in each row (a charge's `refunds`, an invoice's `credit_notes`; stage_nested_records)
+  adds one row per element, a refund / credit note of its own with the parent row's lineage.
+
+  One row per raw row (and per nested element): every version of every record, with its delivery (lineage_columns): which
   version counts as of D is decided downstream (current_versions). A table, rebuilt each run, so each
   raw row is parsed once per run however many models read the stream.
 #}
@@ -47,6 +50,23 @@
             {%- do rendered.update({name: 'cast(' ~ stage_field_expression(system, stream, name, spec, types, rendered.get('currency')) ~ ' as ' ~ canonical_type ~ ')'}) -%}
         {%- endif -%}
     {%- endfor -%}
+    {%- set nested_field = {'payments': 'refunds', 'invoices': 'credit_notes'}.get(role) -%}
+    {%- set nested_spec = fields.get(nested_field) if nested_field else none -%}
+    {%- set nested = stage_nested_records(system, stream, role, nested_field, nested_spec, types, rendered) if nested_spec is mapping and nested_spec.get('from') else none -%}
+    {%- set has_file = not types or '_ab_source_file_last_modified' in types %}
+    {%- set has_url = not types or '_ab_source_file_url' in types %}
+    {%- set extracted = to_utc_timestamp('_airbyte_extracted_at') %}
+    {%- set available = to_utc_timestamp('_ab_source_file_last_modified') if has_file else 'cast(null as timestamp)' %}
+    {%- set lineage -%}
+        -- lineage
+        {{ recon_literal(system) }} as source_system,
+        {{ recon_literal(stream) }} as source_stream,
+        cast(_airbyte_raw_id as varchar) as _airbyte_raw_id,
+        {{ to_utc_timestamp('_airbyte_extracted_at') }} as _airbyte_extracted_at,
+        {{ available }} as available_at,
+        {{ ("coalesce(cast(_ab_source_file_url as varchar), '') || '|'" if has_url else "'|'") }} || coalesce(cast({{ extracted }} as varchar), '') as delivery_id,
+        coalesce({{ available }}, {{ extracted }}) as delivered_at,
+    {%- endset %}
 with
 
 source as (
@@ -65,18 +85,7 @@ source as (
 renamed as (
 
     select
-        -- lineage
-        {{ recon_literal(system) }} as source_system,
-        {{ recon_literal(stream) }} as source_stream,
-        cast(_airbyte_raw_id as varchar) as _airbyte_raw_id,
-        {{ to_utc_timestamp('_airbyte_extracted_at') }} as _airbyte_extracted_at,
-        {%- set has_file = not types or '_ab_source_file_last_modified' in types %}
-        {%- set has_url = not types or '_ab_source_file_url' in types %}
-        {%- set extracted = to_utc_timestamp('_airbyte_extracted_at') %}
-        {%- set available = to_utc_timestamp('_ab_source_file_last_modified') if has_file else 'cast(null as timestamp)' %}
-        {{ available }} as available_at,
-        {{ ("coalesce(cast(_ab_source_file_url as varchar), '') || '|'" if has_url else "'|'") }} || coalesce(cast({{ extracted }} as varchar), '') as delivery_id,
-        coalesce({{ available }}, {{ extracted }}) as delivered_at,
+        {{ lineage }}
 
         -- canonical {{ role }} columns
         {%- for name, canonical_type in role_columns(role) %}
@@ -85,9 +94,37 @@ renamed as (
 
     from source
 
+){%- if nested is not none %},
+
+nested_elements as (
+
+    -- one row per element of the list mapped as `{{ nested_field }}`
+    select source.*, nested._recon_element
+    from source
+    {{ json_array_elements(nested.column, nested.path, 'nested', '_recon_element') }}
+
+),
+
+nested_renamed as (
+
+    select
+        {{ lineage }}
+
+        -- canonical {{ role }} columns of each nested record
+        {%- for name, canonical_type in role_columns(role) %}
+        {{ nested.columns[name] }} as {{ name }}{{ "," if not loop.last }}
+        {%- endfor %}
+
+    from nested_elements
+
 )
+{%- endif %}
 
 select * from renamed
+{%- if nested is not none %}
+union all
+select * from nested_renamed
+{%- endif %}
 {%- endmacro %}
 
 {#- The raw relation's column types ({name: type}, lower case); empty before it exists or at parse. -#}

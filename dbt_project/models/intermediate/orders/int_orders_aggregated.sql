@@ -57,13 +57,18 @@ payments_converted as (
         payments.amount,
         payments.customer_id,
         payments.captured_at,
+        payments.updated_at,
         orders.customer_id as order_customer_id,
         (payments.kind = 'charge' and payments.status = 'succeeded') as is_succeeded_charge,
         (payments.kind = 'refund' and payments.status = 'succeeded') as is_succeeded_refund,
         (payments.currency is not null and orders.currency is not null
             and payments.currency <> orders.currency) as is_foreign,
         {{ fx_rate_is_missing('payments.currency', 'orders.currency') }} as is_rate_missing,
-        {{ convert_amount('payments.amount', 'payments.currency', 'orders.currency') }} as converted_amount
+        {{ convert_amount('payments.amount', 'payments.currency', 'orders.currency') }} as converted_amount,
+        -- the amount-on-the-charge refund shape: the charge's refunded total (its current version)
+        coalesce(payments.refunded_amount, 0) > 0 as has_refund_on_charge,
+        {{ convert_amount('coalesce(payments.refunded_amount, 0)', 'payments.currency', 'orders.currency') }}
+            as converted_refunded_on_charge
     from payments
     left join orders
         on payments.order_id = orders.order_id
@@ -77,9 +82,15 @@ payments_aggregated as (
         order_id,
         sum(case when is_succeeded_charge then 1 else 0 end) as charge_count,
         coalesce(sum(case when is_succeeded_charge then converted_amount end), 0) as captured_amount,
-        coalesce(sum(case when is_succeeded_refund then converted_amount end), 0) as refunded_amount,
+        -- refunds in every shape: records of their own (nested ones are staged as such), and the
+        -- refunded totals that succeeded charges report (docs/reconciliation-rules.md, three shapes)
+        coalesce(sum(case when is_succeeded_refund then converted_amount end), 0)
+            + coalesce(sum(case when is_succeeded_charge then converted_refunded_on_charge end), 0) as refunded_amount,
         min(case when is_succeeded_charge then captured_at end) as first_captured_at,
-        max(case when is_succeeded_refund then captured_at end) as last_refunded_at,
+        max(case
+            when is_succeeded_refund then captured_at
+            when is_succeeded_charge and has_refund_on_charge then updated_at
+        end) as last_refunded_at,
         max(case when is_succeeded_charge and is_foreign then 1 else 0 end) = 1 as has_foreign_charge,
         max(case when is_succeeded_charge and is_rate_missing then 1 else 0 end) = 1 as is_charge_rate_missing,
         max(case when (is_succeeded_charge or is_succeeded_refund) and is_foreign then 1 else 0 end) = 1
@@ -142,6 +153,9 @@ invoices_converted as (
         invoices.customer_id,
         orders.customer_id as order_customer_id,
         (invoices.status = 'posted') as is_posted,
+        -- the amount-on-the-invoice credit shape: the invoice's credited total (its current version)
+        {{ convert_amount('coalesce(invoices.credited_amount, 0)', 'invoices.currency', 'orders.currency') }}
+            as converted_credited_on_invoice,
         (invoices.kind = 'invoice' and invoices.status = 'posted') as is_posted_invoice,
         (invoices.kind = 'credit_note' and invoices.status = 'posted') as is_posted_credit_note,
         (invoices.currency is not null and orders.currency is not null
@@ -161,7 +175,8 @@ invoices_aggregated as (
         order_id,
         sum(case when is_posted_invoice then 1 else 0 end) as invoice_count,
         coalesce(sum(case when is_posted_invoice then converted_amount end), 0) as invoiced_amount,
-        coalesce(sum(case when is_posted_credit_note then converted_amount end), 0) as credited_amount,
+        coalesce(sum(case when is_posted_credit_note then converted_amount end), 0)
+            + coalesce(sum(case when is_posted_invoice then converted_credited_on_invoice end), 0) as credited_amount,
         max(case when is_posted_invoice and is_foreign then 1 else 0 end) = 1 as has_foreign_invoice,
         max(case when is_posted_invoice and is_rate_missing then 1 else 0 end) = 1 as is_invoice_rate_missing
     from invoices_converted

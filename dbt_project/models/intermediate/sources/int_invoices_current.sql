@@ -21,7 +21,7 @@ select
     source_stream,
     _airbyte_raw_id,
     invoice_id,
-    order_id, customer_id, kind, status, currency, amount, issued_at,
+    order_id, customer_id, kind, status, currency, amount, credited_amount, issued_at,
     updated_at,
     available_at,
     delivery_id,

@@ -21,7 +21,7 @@ select
     source_stream,
     _airbyte_raw_id,
     payment_id,
-    order_id, customer_id, kind, status, currency, amount, captured_at,
+    order_id, customer_id, kind, status, currency, amount, refunded_amount, captured_at,
     updated_at,
     available_at,
     delivery_id,
