@@ -56,7 +56,8 @@ class LoopbackApi:
     calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     faults: dict[int, tuple[int, dict[str, str]]] = field(default_factory=dict)  # request number (1-based) -> answer
     routes: dict[str, Handler] = field(default_factory=dict)
-    token: str | None = None
+    token: str | None = None  # required as "Bearer <token>" in Authorization, or as is in token_header
+    token_header: str = "Authorization"
     port: int = 0
 
     @property
@@ -76,7 +77,8 @@ def serve(api: LoopbackApi) -> ThreadingHTTPServer:
             url = urlsplit(self.path)
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             api.calls.append((url.path, q))
-            if api.token and self.headers.get("Authorization") != f"Bearer {api.token}":
+            expected = f"Bearer {api.token}" if api.token_header == "Authorization" else api.token
+            if api.token and self.headers.get(api.token_header) != expected:
                 return self._send(401, {"error": "unauthorized"}, {})
             fault = api.faults.get(len(api.calls))
             if fault is not None:

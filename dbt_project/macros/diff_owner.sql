@@ -1,9 +1,13 @@
 {#
   The owner of a diff as a SQL expression: owners.orphan_record_by_role[role] for orphans, else
-  owners.by_diff_type[diff_type], else owners.fallback.
+  owners.by_diff_type[diff_type], else owners.fallback (the fallback alone when nothing else
+  is configured: a CASE needs at least one WHEN).
 #}
 {% macro diff_owner(diff_type, role) -%}
     {%- set owners = recon_config().owners -%}
+    {%- if not owners.get('orphan_record_by_role') and not owners.get('by_diff_type') -%}
+{{ recon_literal(owners.get('fallback')) }}
+    {%- else -%}
 case
         {%- for r, owner in (owners.get('orphan_record_by_role') or {}).items() | sort %}
         when {{ diff_type }} = 'orphan_record' and {{ role }} = {{ recon_literal(r) }} then {{ recon_literal(owner) }}
@@ -13,4 +17,5 @@ case
         {%- endfor %}
         else {{ recon_literal(owners.get('fallback')) }}
     end
+    {%- endif -%}
 {%- endmacro %}

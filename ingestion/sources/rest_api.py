@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -121,9 +122,17 @@ SPEC = ConnectorSpecification(
 
 
 def _greater(a: Any, b: Any) -> bool:
-    """Is ``a`` after ``b``? (numbers as numbers, anything else as text)."""
+    """Is ``a`` after ``b``? (numbers as numbers, ISO 8601 times with offsets as instants, else text)."""
     if isinstance(a, int | float) and isinstance(b, int | float):
         return a > b
+    if isinstance(a, str) and isinstance(b, str):
+        try:
+            ta, tb = datetime.fromisoformat(a), datetime.fromisoformat(b)
+        except ValueError:
+            pass
+        else:
+            if ta.tzinfo is not None and tb.tzinfo is not None:
+                return ta > tb  # a shop's offset changes with daylight saving; text order would not
     return str(a) > str(b)
 
 
