@@ -1,10 +1,10 @@
 {#
   The owner of a diff as a SQL expression: owners.orphan_record_by_role[role] for orphans, else
-  owners.by_diff_type[diff_type], else owners.fallback (the fallback alone when nothing else
-  is configured: a CASE needs at least one WHEN).
+  owners.by_diff_type[diff_type], else owners.fallback.
 #}
 {% macro diff_owner(diff_type, role) -%}
     {%- set owners = recon_config().owners -%}
+    {#- A config without owners (or without these two keys) has no WHEN: the fallback, not an empty CASE. -#}
     {%- if not owners.get('orphan_record_by_role') and not owners.get('by_diff_type') -%}
 {{ recon_literal(owners.get('fallback')) }}
     {%- else -%}

@@ -1,9 +1,9 @@
 {#
-  The owner of a canonical order state as a SQL expression: owners.by_state[state], else owners.fallback
-  (the fallback alone when no state has an owner: a CASE needs at least one WHEN).
+  The owner of a canonical order state as a SQL expression: owners.by_state[state], else owners.fallback.
 #}
 {% macro state_owner(state) -%}
     {%- set owners = recon_config().owners -%}
+    {#- No by_state (e.g. a config without owners): the fallback, not a CASE with no WHEN. -#}
     {%- if not owners.get('by_state') -%}
 {{ recon_literal(owners.get('fallback')) }}
     {%- else -%}
