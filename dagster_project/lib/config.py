@@ -207,7 +207,8 @@ class SystemConfig(_Strict):
     connector: Literal["file_drop", "rest_api", "sql", "airbyte_command", "airbyte_api"] = "file_drop"
     path: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
-    freshness_hours: float = Field(default=24.0, gt=0)
+    # Stale (orders ON_HOLD) when nothing new landed for this long before the end of D; null: never stale.
+    freshness_hours: float | None = Field(default=24.0, gt=0)
     streams: dict[str, StreamConfig]
 
     @model_validator(mode="after")
@@ -253,9 +254,13 @@ class ScheduleConfig(_Strict):
 
     @field_validator("cron")
     @classmethod
-    def _five_fields(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError(f"expected a 5-field cron expression such as '0 2 * * *', got '{value}'")
+    def _valid_cron(cls, value: str) -> str:
+        # Dagster's own check, so that what validates here is what the schedule accepts.
+        from dagster._utils.schedules import is_valid_cron_schedule
+
+        if not is_valid_cron_schedule(value):
+            raise ValueError(f"expected a cron expression of 5 fields (minute hour day month weekday) such as "
+                             f"'0 2 * * *', got '{value}'")
         return value
 
 
@@ -265,6 +270,9 @@ class ProjectConfig(_Strict):
     state_dir: str = ".recon"
     start_date: dt.date
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    # The GX File Data Context holding this config's contract suites; default <state_dir>/expectations
+    # (see dagster_project/lib/contracts/suites.py: expectations_dir_for).
+    expectations_dir: str | None = None
 
 
 class AmountTolerance(_Strict):
