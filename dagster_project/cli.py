@@ -52,15 +52,33 @@ def config() -> None:
 
 
 @config.command("validate")
+@click.option("--data", is_flag=True,
+              help="Also land every stream into a scratch database, run its contract and the staging models, "
+                   "and preview what it would give (nothing of yours is written).")
+@click.option("--date", "date_", help="As-of day of the --data preview (YYYY-MM-DD; default: today).")
 @click.pass_context
-def config_validate(ctx: click.Context) -> None:
-    """Validate the config file and print what it declares."""
+def config_validate(ctx: click.Context, data: bool, date_: str | None) -> None:
+    """Validate the config file and print what it declares: systems, each role's fields, suites."""
+    from dagster_project.lib.onboarding.describe import check_buildable, describe_config
+
     cfg = _load(ctx)
+    try:
+        check_buildable(cfg)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"{cfg.source_file}: ok")
-    for name, system in sorted(cfg.systems.items()):
-        streams = ", ".join(sorted(system.streams))
-        click.echo(f"  {name:<10} {system.role:<13} {system.connector:<10} {streams}")
-    click.echo(f"  duckdb: {cfg.duckdb_path}")
+    click.echo(describe_config(cfg))
+    if date_ is not None and not data:
+        raise click.UsageError("--date goes with --data")
+    if not data:
+        return
+    from dagster_project.lib.onboarding.preview import preview_config
+
+    as_of = _date(date_, "--date") or dt.date.today()
+    result = preview_config(cfg, as_of, echo=click.echo)
+    click.echo(result.render())
+    if result.blocking:
+        ctx.exit(1)
 
 
 # ---- demo ---------------------------------------------------------------------------------------

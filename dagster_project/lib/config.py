@@ -109,6 +109,19 @@ ROLE_FIELDS: dict[str, dict[str, tuple[FieldType, bool]]] = {
     },
 }
 
+# The canonical words of the coded fields per role (DESIGN.md section 3): what the rules know. A staged
+# value outside these is an unmapped source word (staging keeps it lower-cased); `fields.<f>.values`
+# maps a source's own words onto them.
+ROLE_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
+    "orders": {"status": ("placed", "cancelled")},
+    "payments": {"kind": ("charge", "refund"),
+                 "status": ("succeeded", "failed", "pending", "refunded", "partially_refunded")},
+    "invoices": {"kind": ("invoice", "credit_note"), "status": ("draft", "posted", "void", "credited")},
+    "fulfillments": {"kind": ("shipment", "activation"),
+                     "status": ("pending", "shipped", "delivered", "activated", "cancelled", "returned")},
+    "customers": {},
+}
+
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 

@@ -148,15 +148,27 @@ def _braces(sql: str) -> str:
     return sql.replace("{", "{{").replace("}", "}}")
 
 
-def _text(source: str) -> str:
-    """The value at ``col`` or ``col.path.to.key`` as trimmed text, NULL when empty."""
+def text_sql(source: str, alias: str | None = None) -> str:
+    """The value at ``col`` or ``col.path.to.key`` as trimmed text, NULL when empty.
+
+    Args:
+        source: a field's ``from`` (a column, or ``col.key`` for a JSON path inside it).
+        alias: the table alias to qualify the column with (none by default).
+
+    Returns:
+        A SQL expression.
+    """
     column, *path = source.split(".")
+    ref = f"{alias}.{q(column)}" if alias else q(column)
     if path:
         json_path = "$" + "".join(f'."{key}"' for key in path)
-        raw = f"json_extract_string({q(column)}, {lit(json_path)})"
+        raw = f"json_extract_string({ref}, {lit(json_path)})"
     else:
-        raw = f"cast({q(column)} as varchar)"
+        raw = f"cast({ref} as varchar)"
     return f"nullif(trim({raw}), '')"
+
+
+_text = text_sql
 
 
 def _number(source: str) -> str:

@@ -145,11 +145,19 @@ class ContractResult:
         """One line per problem, each naming the stream, the column and the cause."""
         out = [f"{self.system}.{self.stream}: {self.error}"] if self.error else []
         out += [d.message(self.system, self.stream) + self._mapped_by(d.column) for d in self.drift]
-        for o in self.failures:
+        # A missing column is the cause; the other rules on it only fail because of it.
+        missing = {o.column for o in self.failures if o.check == "column_exists" and not o.error}
+        consequences = [o for o in self.failures if o.column in missing and o.check != "column_exists"]
+        for o in sorted(self.failures, key=lambda o: o.check != "column_exists"):
+            if o in consequences:
+                continue
             line = o.message(self.system, self.stream) + self._mapped_by(o.column)
             if o.check == "column_exists" and self.schema:
                 landed = [c for c in self.schema if c not in AIRBYTE_COLUMNS]
                 line += f"; {self.table} has columns {', '.join(landed)}"
+                after = sum(c.column == o.column for c in consequences)
+                if after:
+                    line += f" ({after} more rule(s) on {o.column} could not run because of it)"
             out.append(line)
         return out
 
