@@ -81,6 +81,42 @@ def config_validate(ctx: click.Context, data: bool, date_: str | None) -> None:
         ctx.exit(1)
 
 
+@cli.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The config file to write.")
+@click.option("--system", "systems", multiple=True, metavar="NAME:ROLE:FOLDER",
+              help="A source system: its name, role and the folder its exports are dropped in (repeatable).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def init(out: Path, systems: tuple[str, ...], force: bool) -> None:
+    """Write a commented starting config for your systems, guessed from the files in their folders."""
+    from dagster_project.lib.config import ROLE_FIELDS
+    from dagster_project.lib.onboarding.scaffold import ScaffoldError, scaffold
+
+    if out.exists() and not force:
+        raise click.ClickException(f"{out} exists; choose another --out or pass --force")
+    try:
+        text, found = scaffold(list(systems), out)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out}")
+    for system in found:
+        for stream in system.streams:
+            required = [n for n, (_, req) in ROLE_FIELDS[system.role].items() if req]
+            todo = [n for n in required if n not in stream.fields and n != "kind"]
+            click.echo(f"  {system.name}.{stream.name} ({system.role}, {stream.format}, {stream.files} file(s)): "
+                       f"{len(required) - len(todo)} of {len(required)} required field(s) guessed"
+                       + (f"; TODO: {', '.join(todo)}" if todo else ""))
+    try:
+        load_config(out)
+    except ConfigError as exc:
+        click.echo(f"not valid yet (fill in the TODOs):\n{exc}")
+    else:
+        click.echo("it validates; check the guesses and the TODO comments")
+    click.echo(f"next: recon --config {out} config validate --data --date YYYY-MM-DD")
+
+
 # ---- demo ---------------------------------------------------------------------------------------
 
 
