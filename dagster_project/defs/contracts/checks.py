@@ -43,11 +43,13 @@ def check_result(result: ContractResult) -> dg.AssetCheckResult:
 
 def describe(result: ContractResult) -> str | None:
     """The check's one-paragraph description: every problem (stream, column, cause), then what to run."""
-    text = "; ".join(result.messages())
-    hint = result.hint()
-    if hint:
-        text = f"{text}. To fix: {hint}"
-    return text[:2000] or None
+    blocking = result.blocking_messages()
+    others = [m for m in result.messages() if m not in blocking]
+    parts = [m[:500] for m in blocking]
+    if result.hint():
+        parts.append(f"To fix: {result.hint()}")
+    parts += [m[:300] for m in others]
+    return "; ".join(parts)[:2000] or None
 
 
 def _stream_check(config: ReconConfig, system: str, stream: str, expectations_dir: Path) -> dg.AssetChecksDefinition:
