@@ -190,7 +190,13 @@ def preview_config(config: ReconConfig, as_of: dt.date, echo: Callable[[str], An
                 _describe(con, scratch, s)
         finally:
             con.close()
-        visible = _visible_counts(scratch, as_of, [s for s in streams if s.staged is not None], Path(tmp))
+        staged = [s for s in streams if s.staged is not None]
+        try:
+            visible = _visible_counts(scratch, as_of, staged, Path(tmp))
+        except RuntimeError as exc:  # said, never a silent "0 visible"
+            visible = {}
+            for s in staged:
+                s.error = str(exc)
         for s in streams:
             s.visible = visible.get((s.system, s.stream), s.visible)
     return Preview(as_of, streams)
@@ -345,11 +351,12 @@ def _visible_counts(config: ReconConfig, as_of: dt.date, streams: list[StreamPre
     target = tmp / "dbt-compile"
     done = _dbt(config, ["compile", "--inline", " union all ".join(parts)], as_of, target)
     results_file = target / "run_results.json"
-    if done.returncode != 0 or not results_file.is_file():
-        return {}
-    compiled = json.loads(results_file.read_text())["results"][0].get("compiled_code")
+    compiled = None
+    if done.returncode == 0 and results_file.is_file():
+        compiled = json.loads(results_file.read_text())["results"][0].get("compiled_code")
     if not compiled:
-        return {}
+        tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+        raise RuntimeError(f"rows visible as of D could not be counted (dbt compile of is_visible_as_of): {tail}")
     con = duckdb.connect(str(config.duckdb_path), read_only=True)
     try:
         return {(a, b): int(n or 0) for a, b, n in con.execute(compiled).fetchall()}
