@@ -4,6 +4,10 @@
 #}
 {% macro diff_owner(diff_type, role) -%}
     {%- set owners = recon_config().owners -%}
+    {#- A config without owners (or without these two keys) has no WHEN: the fallback, not an empty CASE. -#}
+    {%- if not owners.get('orphan_record_by_role') and not owners.get('by_diff_type') -%}
+{{ recon_literal(owners.get('fallback')) }}
+    {%- else -%}
 case
         {%- for r, owner in (owners.get('orphan_record_by_role') or {}).items() | sort %}
         when {{ diff_type }} = 'orphan_record' and {{ role }} = {{ recon_literal(r) }} then {{ recon_literal(owner) }}
@@ -13,4 +17,5 @@ case
         {%- endfor %}
         else {{ recon_literal(owners.get('fallback')) }}
     end
+    {%- endif -%}
 {%- endmacro %}
