@@ -52,15 +52,69 @@ def config() -> None:
 
 
 @config.command("validate")
+@click.option("--data", is_flag=True,
+              help="Also land every stream into a scratch database, run its contract and the staging models, "
+                   "and preview what it would give (nothing of yours is written).")
+@click.option("--date", "date_", help="As-of day of the --data preview (YYYY-MM-DD; default: today).")
 @click.pass_context
-def config_validate(ctx: click.Context) -> None:
-    """Validate the config file and print what it declares."""
+def config_validate(ctx: click.Context, data: bool, date_: str | None) -> None:
+    """Validate the config file and print what it declares: systems, each role's fields, suites."""
+    from dagster_project.lib.onboarding.describe import check_buildable, describe_config
+
     cfg = _load(ctx)
+    try:
+        check_buildable(cfg)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"{cfg.source_file}: ok")
-    for name, system in sorted(cfg.systems.items()):
-        streams = ", ".join(sorted(system.streams))
-        click.echo(f"  {name:<10} {system.role:<13} {system.connector:<10} {streams}")
-    click.echo(f"  duckdb: {cfg.duckdb_path}")
+    click.echo(describe_config(cfg))
+    if date_ is not None and not data:
+        raise click.UsageError("--date goes with --data")
+    if not data:
+        return
+    from dagster_project.lib.onboarding.preview import preview_config
+
+    as_of = _date(date_, "--date") or dt.date.today()
+    result = preview_config(cfg, as_of, echo=click.echo)
+    click.echo(result.render())
+    if result.blocking:
+        ctx.exit(1)
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The config file to write.")
+@click.option("--system", "systems", multiple=True, metavar="NAME:ROLE:FOLDER",
+              help="A source system: its name, role and the folder its exports are dropped in (repeatable).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def init(out: Path, systems: tuple[str, ...], force: bool) -> None:
+    """Write a commented starting config for your systems, guessed from the files in their folders."""
+    from dagster_project.lib.config import ROLE_FIELDS
+    from dagster_project.lib.onboarding.scaffold import ScaffoldError, scaffold
+
+    if out.exists() and not force:
+        raise click.ClickException(f"{out} exists; choose another --out or pass --force")
+    try:
+        text, found = scaffold(list(systems), out)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out}")
+    for system in found:
+        for stream in system.streams:
+            required = [n for n, (_, req) in ROLE_FIELDS[system.role].items() if req]
+            todo = [n for n in required if n not in stream.fields and n != "kind"]
+            click.echo(f"  {system.name}.{stream.name} ({system.role}, {stream.format}, {stream.files} file(s)): "
+                       f"{len(required) - len(todo)} of {len(required)} required field(s) guessed"
+                       + (f"; TODO: {', '.join(todo)}" if todo else ""))
+    try:
+        load_config(out)
+    except ConfigError as exc:
+        click.echo(f"not valid yet (fill in the TODOs):\n{exc}")
+    else:
+        click.echo("it validates; check the guesses and the TODO comments")
+    click.echo(f"next: recon --config {out} config validate --data --date YYYY-MM-DD")
 
 
 # ---- demo ---------------------------------------------------------------------------------------

@@ -144,3 +144,34 @@ def test_sync_mode_is_per_stream_validated_and_defaulted(tmp_path):
     with pytest.raises(ConfigError, match=r"systems.shop.streams.orders.sync_mode \(line 14\): Input should be "
                                           r"'append', 'append_dedup' or 'snapshot'"):
         load_config(write(tmp_path, bad), env={})
+
+
+@pytest.mark.parametrize("cron", ["0 25 * * *", "0 2 * *", "every night"])
+def test_bad_cron_fails_at_load_naming_key_and_line(tmp_path, cron):
+    text = MINIMAL.format(db=tmp_path / "x.duckdb").replace(
+        "  duckdb_path:", f"  schedule:\n    cron: \"{cron}\"\n  duckdb_path:", 1)
+    with pytest.raises(ConfigError, match=r"project.schedule.cron \(line 5\): expected a cron expression"):
+        load_config(write(tmp_path, text), env={})
+
+
+def test_cron_accepts_what_dagster_accepts(tmp_path):
+    text = MINIMAL.format(db=tmp_path / "x.duckdb").replace(
+        "  duckdb_path:", "  schedule:\n    cron: \"@daily\"\n  duckdb_path:", 1)
+    assert load_config(write(tmp_path, text), env={}).project.schedule.cron == "@daily"
+
+
+def test_freshness_defaults_to_24_hours_and_null_means_never_stale(tmp_path):
+    """The documented default (docs/reconciliation-rules.md, README): 24 h; `freshness_hours: null` opts out,
+    and then the contract has no freshness rule and dbt gets null (never stale)."""
+    from dagster_project.lib.contracts.rules import build_contract
+
+    default = load_config(write(tmp_path, MINIMAL.format(db=tmp_path / "x.duckdb")), env={})
+    assert default.systems["shop"].freshness_hours == 24
+    assert "freshness" in {r.rule_id for r in build_contract(default, "shop", "orders").rules}
+    never = load_config(write(tmp_path, MINIMAL.format(db=tmp_path / "x.duckdb").replace(
+        "    path: /data/shop\n", "    path: /data/shop\n    freshness_hours: null\n")), env={})
+    assert never.systems["shop"].freshness_hours is None
+    assert never.dbt_vars()["recon"]["systems"]["shop"]["freshness_hours"] is None
+    assert "freshness" not in {r.rule_id for r in build_contract(never, "shop", "orders").rules}
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "reconciliation-rules.md").read_text()
+    assert "never stale" in docs and "24" in docs

@@ -299,12 +299,57 @@ def test_stale_stream_warns(con, config, gx_dir):
 # ---- cannot run = failure ------------------------------------------------------------------------
 
 
-def test_missing_suite_fails(con, config, tmp_path):
-    land(con, "psp", "charges", charges(), CHARGE_TYPES)
-    result = validate_stream(con, config, "psp", "charges", as_of_date=AS_OF, now=NOW,
-                             expectations_dir=tmp_path / "empty")
+def test_missing_suite_of_a_configs_own_folder_is_generated_and_said(con, config, tmp_path):
+    land(con, "psp", "charges", charges(), CHARGE_TYPES, file_modified=NOW)
+    folder = tmp_path / "own"
+    result = validate_stream(con, config, "psp", "charges", as_of_date=AS_OF, now=NOW, expectations_dir=folder)
+    path = folder / "expectations" / "psp__charges__contract.json"
+    assert result.notes == [f"generated contract suite for psp.charges at {path}"]
+    assert result.passed, result.messages()
+    # The folder is a GX File Data Context: GX itself opens it and finds the suite.
+    import great_expectations as gx
+
+    assert gx.get_context(context_root_dir=str(folder)).suites.get("psp__charges__contract").expectations
+    again = validate_stream(con, config, "psp", "charges", as_of_date=AS_OF, now=NOW, expectations_dir=folder)
+    assert again.notes == [] and again.passed  # current suites are not rewritten
+
+
+def test_missing_committed_demo_suite_fails_and_says_what_to_run(con, config):
+    """The committed demo suites are never written by a run: a missing one stays a failure."""
+    extra = config.model_copy(update={"systems": {**config.systems, "extra": config.systems["psp"]}})
+    land(con, "extra", "charges", charges(), CHARGE_TYPES)
+    result = validate_stream(con, extra, "extra", "charges", as_of_date=AS_OF, now=NOW,
+                             expectations_dir=EXPECTATIONS_DIR)
     assert not result.passed and result.blocking
-    assert "suite psp__charges__contract not found" in result.error
+    assert "suite extra__charges__contract not found" in result.error
+    assert "recon contracts generate" in result.hint()
+    assert not (EXPECTATIONS_DIR / "expectations" / "extra__charges__contract.json").exists()
+
+
+def test_another_config_never_uses_or_overwrites_the_demo_suites(con, tmp_path, recon_home):
+    """A config of one's own whose systems are called like the demo's (shop, psp) keeps its suites in its
+    state folder; pointing it at the committed folder is refused, and the committed files do not change."""
+    from dagster_project.lib.contracts.suites import ProtectedSuitesError, expectations_dir_for
+
+    before = {p.name: p.read_bytes() for p in (EXPECTATIONS_DIR / "expectations").glob("*.json")}
+    text = DEMO_CONFIG_PATH.read_text()
+    own = tmp_path / "mine.yaml"
+    own.write_text(text)
+    mine = load_config(own)
+    assert expectations_dir_for(mine) == mine.state_dir / "expectations"
+    written = generate_suites(mine)
+    assert {p.parent.parent for p in written} == {mine.state_dir / "expectations"}
+    with pytest.raises(ProtectedSuitesError, match="committed demo suites"):
+        generate_suites(mine, EXPECTATIONS_DIR)
+    pointed = tmp_path / "pointed.yaml"
+    pointed.write_text(text.replace("  start_date:", f"  expectations_dir: {EXPECTATIONS_DIR}\n  start_date:", 1))
+    land(con, "psp", "charges", charges(), CHARGE_TYPES)
+    result = validate_stream(con, load_config(pointed), "psp", "charges", as_of_date=AS_OF, now=NOW)
+    assert result.blocking and "committed demo suites" in result.error
+    runner = CliRunner()
+    out = runner.invoke(contracts, ["generate"], obj={"config_path": str(pointed)})
+    assert out.exit_code == 1 and "committed demo suites" in out.output
+    assert {p.name: p.read_bytes() for p in (EXPECTATIONS_DIR / "expectations").glob("*.json")} == before
 
 
 def test_missing_table_fails(con, config, gx_dir):

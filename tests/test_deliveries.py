@@ -236,7 +236,6 @@ def config_yaml(root: Path, modes: dict[str, str], globs: dict[str, str]) -> str
         },
         "rules": {"grace_hours": {"missing_payment": 24, "missing_invoice": 24, "orphan_record": 24,
                                   "status_conflict": 0, "amount_mismatch": 0}},
-        "owners": {"by_diff_type": {"missing_payment": "payments-ops"}, "by_state": {"PAID": "billing"}},  # TODO(merge onboard): drop
     }
     return yaml.safe_dump(cfg, sort_keys=False)
 

@@ -45,7 +45,8 @@ def write_marts(path, as_of: dt.date, diffs: list[dict]) -> None:
                 "reproduce_command varchar, first_seen_date date)")
     con.executemany(f"insert into marts.fct_order_diffs values ({', '.join('?' * 18)})",
                     [[f"d{i}", as_of, *(d[c] for c in _DIFF_COLUMNS)] for i, d in enumerate(diffs)])
-    con.execute("create table marts.fct_system_freshness (system varchar, as_of_date date, is_stale boolean)")
+    con.execute("create table marts.fct_system_freshness (system varchar, as_of_date date, is_stale boolean, role varchar, "
+                "health_reason varchar, landed_rows bigint, visible_rows bigint, last_seen_at timestamp)")
     con.close()
 
 

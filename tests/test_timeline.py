@@ -8,7 +8,7 @@ import pytest
 
 from dagster_project.lib import exceptions_store as store
 from dagster_project.lib.duckdb_resource import connect
-from dagster_project.lib.timeline import build_timeline, record_order_states, render_timeline
+from dagster_project.lib.timeline import build_timeline, render_timeline
 
 D1, D2, D3 = (dt.date(2026, 10, d) for d in (1, 2, 3))
 ROLES = {"orders": ["shop"], "payments": ["psp"], "invoices": ["erp"], "fulfillments": ["wms"], "customers": ["crm"]}
@@ -52,6 +52,11 @@ def build_order_world(con) -> None:
         state varchar, hold_reason varchar, state_owner varchar, customer_segment varchar, currency varchar,
         total_amount decimal(20,4), net_paid_amount decimal(20,4), net_invoiced_amount decimal(20,4),
         fulfilled_lines bigint)""")
+    # The order state history as dbt writes it: a row on each day a tracked figure changed (D2 changed none).
+    con.execute("""create table marts.fct_order_state_history (as_of_date date, order_id varchar, state varchar,
+        hold_reason varchar, state_owner varchar, customer_segment varchar)""")
+    con.execute("insert into marts.fct_order_state_history values (?, 'SO-1', 'PAID', null, 'revenue-ops', 'smb'), "
+                "(?, 'SO-1', 'RECONCILED', null, 'revenue-ops', 'smb')", [D1, D3])
     diff = {"order_id": "SO-1", "customer_id": "C-1", "diff_type": "missing_invoice", "system": "erp",
             "role": "invoices", "severity": "high", "owner": "revenue-ops", "amount_at_risk": 100, "currency": "EUR",
             "expected_value": "posted invoice", "actual_value": "none", "systems_involved": "psp,erp",
@@ -62,7 +67,6 @@ def build_order_world(con) -> None:
                     "100, 100, ?, 2)", [day, state, 100 if day == D3 else 0])
         store.sync_exceptions(con, day, diffs, set(), ROLES, now=dt.datetime.combine(day, dt.time(2)) +
                               dt.timedelta(days=1))
-        record_order_states(con, day)
         if day == D1:
             store.acknowledge(con, store.exception_id("SO-1", "missing_invoice", "erp"), "ann", "chasing ERP",
                               now=dt.datetime(2026, 10, 2, 9))
@@ -74,14 +78,6 @@ def world(tmp_path, demo_config):
     build_order_world(con)
     yield con, demo_config
     con.close()
-
-
-def test_record_order_states_keeps_only_changes_and_is_idempotent(world):
-    con, _ = world
-    rows = con.execute("select as_of_date, state from recon.order_state_history order by 1").fetchall()
-    assert rows == [(D1, "PAID"), (D3, "RECONCILED")]
-    record_order_states(con, D3)
-    assert con.execute("select count(*) from recon.order_state_history").fetchall() == [(2,)]
 
 
 def test_timeline_has_records_states_diffs_and_events_in_order(world):

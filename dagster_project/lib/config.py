@@ -129,6 +129,19 @@ ROLE_FIELDS: dict[str, dict[str, tuple[FieldType, bool]]] = {
 # role that must not be mapped beside it (the two would count the same money twice).
 NESTED_RECORD_FIELDS: dict[str, str] = {"refunds": "refunded_amount", "credit_notes": "credited_amount"}
 
+# The canonical words of the coded fields per role (DESIGN.md section 3): what the rules know. A staged
+# value outside these is an unmapped source word (staging keeps it lower-cased); `fields.<f>.values`
+# maps a source's own words onto them.
+ROLE_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
+    "orders": {"status": ("placed", "cancelled")},
+    "payments": {"kind": ("charge", "refund"),
+                 "status": ("succeeded", "failed", "pending", "refunded", "partially_refunded")},
+    "invoices": {"kind": ("invoice", "credit_note"), "status": ("draft", "posted", "void", "credited")},
+    "fulfillments": {"kind": ("shipment", "activation"),
+                     "status": ("pending", "shipped", "delivered", "activated", "cancelled", "returned")},
+    "customers": {},
+}
+
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -257,7 +270,8 @@ class SystemConfig(_Strict):
     connector: Literal["file_drop", "rest_api", "sql", "airbyte_command", "airbyte_api"] = "file_drop"
     path: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
-    freshness_hours: float = Field(default=24.0, gt=0)
+    # Stale (orders ON_HOLD) when nothing new landed for this long before the end of D; null: never stale.
+    freshness_hours: float | None = Field(default=24.0, gt=0)
     # A run warns (summary, run metadata, a stale_source exception) when the share of the system's landed
     # rows visible as of the day is at most this: 0 means "rows landed, none visible".
     min_visible_share: float = Field(default=0.0, ge=0, lt=1)
@@ -306,9 +320,13 @@ class ScheduleConfig(_Strict):
 
     @field_validator("cron")
     @classmethod
-    def _five_fields(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError(f"expected a 5-field cron expression such as '0 2 * * *', got '{value}'")
+    def _valid_cron(cls, value: str) -> str:
+        # Dagster's own check, so that what validates here is what the schedule accepts.
+        from dagster._utils.schedules import is_valid_cron_schedule
+
+        if not is_valid_cron_schedule(value):
+            raise ValueError(f"expected a cron expression of 5 fields (minute hour day month weekday) such as "
+                             f"'0 2 * * *', got '{value}'")
         return value
 
 
@@ -318,6 +336,9 @@ class ProjectConfig(_Strict):
     state_dir: str = ".recon"
     start_date: dt.date
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    # The GX File Data Context holding this config's contract suites; default <state_dir>/expectations
+    # (see dagster_project/lib/contracts/suites.py: expectations_dir_for).
+    expectations_dir: str | None = None
 
 
 class AmountTolerance(_Strict):

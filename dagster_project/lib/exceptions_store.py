@@ -511,7 +511,7 @@ def sync_exceptions(
 
     With a config, owners are routed (``routing``), due times follow ``sla``, notifications for
     the day's events are queued in the outbox in the same transaction, and the canonical state of
-    each order is appended to ``recon.order_state_history`` (when ``marts.fct_orders`` is of the day).
+    each order is in ``marts.fct_order_state_history`` (written by dbt before this step).
 
     Args:
         con: an open DuckDB connection; the work is one transaction.
@@ -529,7 +529,6 @@ def sync_exceptions(
         Counts of what changed, and the events written.
     """
     from dagster_project.lib.notifications.outbox import enqueue_for_events
-    from dagster_project.lib.timeline import record_order_states
 
     now = now or _now()
     ensure_schema(con)
@@ -544,7 +543,6 @@ def sync_exceptions(
         _write(con, plan.inserts, plan.updates, plan.events, now)
         if config is not None:
             plan.stats.notifications = enqueue_for_events(con, config, plan.events, now)
-            record_order_states(con, as_of)
         con.commit()
     except Exception:
         con.rollback()

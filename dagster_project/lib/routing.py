@@ -246,13 +246,13 @@ def load_order_contexts(con: duckdb.DuckDBPyConnection, config: ReconConfig | No
             [as_of, ids],
         ).fetchall():
             state[order_id] = (st, segment)
-    if relation_columns(con, "recon", "order_state_history"):
+    if relation_columns(con, "marts", "fct_order_state_history"):
         missing = [i for i in ids if i not in state]
         if missing:
             for order_id, st, segment in con.execute(
                 "select order_id, state, customer_segment from ("
                 " select *, row_number() over (partition by order_id order by as_of_date desc) as rn"
-                " from recon.order_state_history"
+                " from marts.fct_order_state_history"
                 " where as_of_date <= ? and order_id in (select unnest(?::varchar[]))) where rn = 1",
                 [as_of, missing],
             ).fetchall():

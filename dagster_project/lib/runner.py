@@ -73,7 +73,10 @@ def run_days(config: ReconConfig, days: list[dt.date], echo=print) -> list[DayRe
 
     from dagster_project.definitions import build_definitions_for
     from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
+    from dagster_project.lib.contracts.suites import ensure_suites
 
+    for write in ensure_suites(config):  # a new config's first run has its contracts, and says so
+        echo(f"  {write.message()}")
     dagster_home(config)
     instance = dg.DagsterInstance.get()
     definitions = build_definitions_for(config)
@@ -99,6 +102,8 @@ def run_days(config: ReconConfig, days: list[dt.date], echo=print) -> list[DayRe
         echo(f"  {day}  {'ok    ' if result.success else 'FAILED'}  {seconds:5.1f}s  run {result.run_id[:8]}{note}")
         if not result.success:
             echo(f"    dbt and step output: {log_path}")
+            for line in failed_check_lines(result):
+                echo(f"    {line}")
             for event in result.all_events:
                 if event.is_failure and event.event_specific_data is not None:
                     error = getattr(event.event_specific_data, "error", None)
@@ -125,6 +130,26 @@ def notification_note(result: dg.ExecuteInProcessResult) -> str:
             first = str(getattr(errors, "value", errors) or "").split("\n")[0]
             return f"  {count} notification(s) failed: {first}; see the summary below and recon.notification_outbox"
     return ""
+
+
+def failed_check_lines(result: dg.ExecuteInProcessResult) -> list[str]:
+    """One line per failed asset check of a run, blocking ones first: the asset, the check and its
+    description (for a contract: the stream, the column, the cause and what to run).
+
+    Args:
+        result: the finished run.
+
+    Returns:
+        The lines, e.g. ``raw/shop/orders contract (blocking): shop.orders column id: missing ...``.
+    """
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    failed.sort(key=lambda e: (e.severity != dg.AssetCheckSeverity.ERROR, e.asset_key.to_user_string()))
+    lines = []
+    for evaluation in failed:
+        kind = "blocking" if evaluation.severity == dg.AssetCheckSeverity.ERROR else "warning"
+        description = evaluation.description or "failed (no description)"
+        lines.append(f"{evaluation.asset_key.to_user_string()} {evaluation.check_name} ({kind}): {description}")
+    return lines
 
 
 def dry_run_day(config: ReconConfig, day: dt.date, echo=print):

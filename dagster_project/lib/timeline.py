@@ -6,8 +6,8 @@ owner, every diff the rules found (when it appeared, changed and went away), eve
 (opened, acknowledged, escalated, reassigned, resolved ...) and manual matches. Every query filters
 on the order id, so the answer stays fast on large databases (see docs/exceptions.md, benchmark).
 
-The canonical state over time comes from ``recon.order_state_history``, which the exception sync
-appends to each night with :func:`record_order_states` (only orders whose state or owner changed).
+The canonical state over time comes from ``marts.fct_order_state_history`` (one row per day on which
+an order's tracked figures changed), the one order-state history of the project.
 """
 
 from __future__ import annotations
@@ -25,74 +25,9 @@ from dagster_project.lib.routing import cutoff, relation_columns, staged_relatio
 if TYPE_CHECKING:
     from dagster_project.lib.config import ReconConfig
 
-STATE_HISTORY = "recon.order_state_history"
+STATE_HISTORY = "marts.fct_order_state_history"
 _KIND_ORDER = {"record": 0, "state": 1, "diff": 2, "exception": 3, "match": 4}
 _ID_COLUMNS = ("payment_id", "invoice_id", "fulfillment_id", "order_id", "customer_id")
-
-_DDL = f"""
-create schema if not exists recon;
-create table if not exists {STATE_HISTORY} (
-    as_of_date date not null,
-    order_id varchar not null,
-    state varchar not null,
-    state_owner varchar,
-    hold_reason varchar,
-    customer_segment varchar,
-    recorded_at timestamp not null
-);
-"""
-
-
-def record_order_states(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> int:
-    """Append the orders whose canonical state, owner or hold reason changed as of the day.
-
-    Reads ``marts.fct_orders`` when it holds the day (the model keeps only the latest run). A
-    rerun of the day replaces that day's rows, so it is idempotent.
-
-    Returns:
-        Rows written for the day (0 when fct_orders is absent or of another day).
-    """
-    columns = relation_columns(con, "marts", "fct_orders")
-    if not columns:
-        return 0
-    con.execute(_DDL)
-    segment = "f.customer_segment" if "customer_segment" in columns else "null"
-    hold = "f.hold_reason" if "hold_reason" in columns else "null"
-    owner = "f.state_owner" if "state_owner" in columns else "null"
-    con.execute(
-        f"""create or replace temp table _recon_states_of_day as
-        select f.as_of_date, f.order_id, f.state, {owner} as state_owner, {hold} as hold_reason,
-               {segment} as customer_segment
-        from marts.fct_orders as f
-        left join (
-            select order_id, state, state_owner, hold_reason from (
-                select *, row_number() over (partition by order_id order by as_of_date desc) as rn
-                from {STATE_HISTORY} where as_of_date < ?
-            ) where rn = 1
-        ) as p on p.order_id = f.order_id
-        where f.as_of_date = ?
-          and (p.order_id is null or p.state is distinct from f.state
-               or p.state_owner is distinct from {owner} or p.hold_reason is distinct from {hold})""",
-        [as_of, as_of],
-    )
-    # A rerun of the day keeps identical rows (and their recorded_at) and replaces only what changed.
-    same = """h.order_id = n.order_id and h.state is not distinct from n.state
-              and h.state_owner is not distinct from n.state_owner
-              and h.hold_reason is not distinct from n.hold_reason
-              and h.customer_segment is not distinct from n.customer_segment"""
-    con.execute(
-        f"delete from {STATE_HISTORY} as h where h.as_of_date = ? "
-        f"and not exists (select 1 from _recon_states_of_day as n where {same})",
-        [as_of],
-    )
-    con.execute(
-        f"insert into {STATE_HISTORY} select n.*, current_timestamp::timestamp from _recon_states_of_day as n "
-        f"where not exists (select 1 from {STATE_HISTORY} as h where h.as_of_date = ? and {same})",
-        [as_of],
-    )
-    con.execute("drop table _recon_states_of_day")
-    return con.execute(f"select count(*) from {STATE_HISTORY} where as_of_date = ?", [as_of]).fetchall()[0][0]
-
 
 @dataclass
 class Timeline:
@@ -179,7 +114,7 @@ def build_timeline(con: duckdb.DuckDBPyConnection, config: ReconConfig | None, o
             entries += _record_entries(con, system, role, stream, name, columns, "customer_id", customer_id, end)
 
     # 2. the canonical state over time, and its owner
-    if relation_columns(con, "recon", "order_state_history"):
+    if relation_columns(con, "marts", "fct_order_state_history"):
         previous: dict[str, Any] | None = None
         for row in _rows(con, f"select * from {STATE_HISTORY} where order_id = ? order by as_of_date",
                          [order_id]):

@@ -134,7 +134,8 @@ def write_files(out_dir: Path, sink: Sink, start: date, days: int, delivery: str
                 known.extend(buckets.get(day, []))
             if day in gaps:
                 continue
-            rows = _snapshot(stream, known) if delivery == "snapshot" else list(buckets.get(day, []))
+            # daily: sorted in place, the contract breaks writer re-reads the buckets in file order
+            rows = _snapshot(stream, known) if delivery == "snapshot" else buckets.get(day, [])
             rows.sort(key=by_ts)  # stable: ties keep the order they were generated in
             day_date = start + timedelta(days=day)
             name = f"{day_date.isoformat()}.{EXTENSIONS[stream]}"

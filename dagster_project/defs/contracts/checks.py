@@ -7,7 +7,7 @@ import dagster as dg
 
 from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.contracts.runner import ContractResult, validate_stream
-from dagster_project.lib.contracts.suites import EXPECTATIONS_DIR
+from dagster_project.lib.contracts.suites import expectations_dir_for
 from dagster_project.lib.duckdb_resource import DuckDBResource
 
 CHECK_NAME = "contract"
@@ -28,13 +28,28 @@ def check_result(result: ContractResult) -> dg.AssetCheckResult:
     metadata["schema_drift"] = dg.MetadataValue.json([d.message(result.system, result.stream) for d in result.drift])
     if result.docs_path is not None:
         metadata["data_docs"] = dg.MetadataValue.path(str(result.docs_path))
+    for key in ("hint", "error"):
+        if metadata.get(key) is None:
+            metadata.pop(key, None)
+    metadata["notes"] = dg.MetadataValue.json(result.notes)
     failed = not result.passed
     return dg.AssetCheckResult(
         passed=not failed,
         severity=dg.AssetCheckSeverity.ERROR if result.blocking else dg.AssetCheckSeverity.WARN,
         metadata=metadata,
-        description="; ".join(result.messages())[:2000] or None,
+        description=describe(result),
     )
+
+
+def describe(result: ContractResult) -> str | None:
+    """The check's one-paragraph description: every problem (stream, column, cause), then what to run."""
+    blocking = result.blocking_messages()
+    others = [m for m in result.messages() if m not in blocking]
+    parts = [m[:500] for m in blocking]
+    if result.hint():
+        parts.append(f"To fix: {result.hint()}")
+    parts += [m[:300] for m in others]
+    return "; ".join(parts)[:2000] or None
 
 
 def _stream_check(config: ReconConfig, system: str, stream: str, expectations_dir: Path) -> dg.AssetChecksDefinition:
@@ -55,15 +70,30 @@ def _stream_check(config: ReconConfig, system: str, stream: str, expectations_di
         with duckdb.get_connection() as con:
             result = validate_stream(con, config, system, stream, as_of_date=as_of,
                                      expectations_dir=expectations_dir, docs_dir=docs)
+        for note in result.notes:
+            context.log.info(note)
+        log = context.log.error if result.blocking else context.log.warning
         for message in result.messages():
-            context.log.warning(message)
+            log(message)
+        if result.hint():
+            log(f"{system}.{stream}: to fix: {result.hint()}")
         return check_result(result)
 
     return _check
 
 
-def build_checks(config: ReconConfig, expectations_dir: Path = EXPECTATIONS_DIR) -> list[dg.AssetChecksDefinition]:
-    """One ``contract`` check per configured stream, on the asset ``raw/<system>/<stream>``."""
+def build_checks(config: ReconConfig, expectations_dir: Path | None = None) -> list[dg.AssetChecksDefinition]:
+    """One ``contract`` check per configured stream, on the asset ``raw/<system>/<stream>``.
+
+    Args:
+        config: the project config.
+        expectations_dir: the GX context with the suites (default: the config's own, see
+            ``expectations_dir_for``).
+
+    Returns:
+        The checks.
+    """
+    expectations_dir = expectations_dir or expectations_dir_for(config)
     return [
         _stream_check(config, system, stream, expectations_dir)
         for system in sorted(config.systems)
@@ -71,5 +101,5 @@ def build_checks(config: ReconConfig, expectations_dir: Path = EXPECTATIONS_DIR)
     ]
 
 
-def build_defs(config: ReconConfig, expectations_dir: Path = EXPECTATIONS_DIR) -> dg.Definitions:
+def build_defs(config: ReconConfig, expectations_dir: Path | None = None) -> dg.Definitions:
     return dg.Definitions(asset_checks=build_checks(config, expectations_dir))

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dagster_project.lib.config import ConfigError, ReconConfig, load_config
-from dagster_project.lib.contracts.suites import EXPECTATIONS_DIR, generate_suites
+from dagster_project.lib.contracts.suites import ProtectedSuitesError, expectations_dir_for, generate_suites
 
 
 def _load(ctx: click.Context) -> ReconConfig:
@@ -18,24 +18,33 @@ def _load(ctx: click.Context) -> ReconConfig:
 
 
 @click.group()
-@click.option("--expectations-dir", type=click.Path(file_okay=False, path_type=Path), default=EXPECTATIONS_DIR,
-              show_default=True, help="The GX File Data Context holding the committed suites.")
+@click.option("--expectations-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The GX File Data Context holding the suites (default: the config's project.expectations_dir, "
+                   "else <state_dir>/expectations; the demo config's is the committed expectations/).")
 @click.pass_context
-def contracts(ctx: click.Context, expectations_dir: Path) -> None:
+def contracts(ctx: click.Context, expectations_dir: Path | None) -> None:
     """Contract checks: Great Expectations suites that guard every landed source stream."""
     ctx.ensure_object(dict)
     ctx.obj["expectations_dir"] = expectations_dir
+
+
+def _folder(ctx: click.Context, cfg: ReconConfig) -> Path:
+    return (ctx.obj["expectations_dir"] or expectations_dir_for(cfg)).resolve()
 
 
 @contracts.command("generate")
 @click.option("--system", help="Only this system's streams.")
 @click.pass_context
 def generate(ctx: click.Context, system: str | None) -> None:
-    """Write the suites from the config and expectations/overrides.yml (commit the result)."""
+    """Write the config's suites from the config and <folder>/overrides.yml (commit them if you review them)."""
     cfg = _load(ctx)
     try:
-        paths = generate_suites(cfg, ctx.obj["expectations_dir"], system)
-    except (KeyError, ValueError) as exc:
+        paths = generate_suites(cfg, _folder(ctx, cfg), system)
+    except ProtectedSuitesError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     for path in paths:
         click.echo(f"wrote {path}")
@@ -58,7 +67,7 @@ def check(ctx: click.Context, system: str | None, docs_dir: Path | None, record:
         raise click.ClickException(f"database {cfg.duckdb_path} not found: nothing has landed yet")
     con = connect(cfg.duckdb_path, read_only=not record)
     try:
-        results = validate_all(con, cfg, system=system, expectations_dir=ctx.obj["expectations_dir"],
+        results = validate_all(con, cfg, system=system, expectations_dir=_folder(ctx, cfg),
                                docs_dir=docs_dir, record=record)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from None
@@ -66,11 +75,15 @@ def check(ctx: click.Context, system: str | None, docs_dir: Path | None, record:
         con.close()
     failed = 0
     for r in results:
+        for note in r.notes:
+            click.echo(note)
         verdict = "PASS" if r.passed else ("FAIL (blocking)" if r.blocking else "FAIL (warning)")
         click.echo(f"{verdict:<16} {r.suite}  {r.row_count if r.row_count is not None else '-'} rows, "
                    f"{len(r.outcomes) - len(r.failures)}/{len(r.outcomes)} expectations passed")
         for message in r.messages():
             click.echo(f"    - {message}")
+        if r.hint():
+            click.echo(f"    to fix: {r.hint()}")
         if r.suite_stale:
             click.echo("    ! the committed suite differs from the config; run `recon contracts generate`")
         if r.docs_path:

@@ -110,7 +110,7 @@ class StreamContract:
     stream: str
     role: str
     primary_key: list[str]
-    cursor_field: str
+    cursor_field: str | None
     order_id_sql: str | None
     accepted_types: dict[str, list[str]]
     rules: list[Rule] = field(default_factory=list)
@@ -148,15 +148,27 @@ def _braces(sql: str) -> str:
     return sql.replace("{", "{{").replace("}", "}}")
 
 
-def _text(source: str) -> str:
-    """The value at ``col`` or ``col.path.to.key`` as trimmed text, NULL when empty."""
+def text_sql(source: str, alias: str | None = None) -> str:
+    """The value at ``col`` or ``col.path.to.key`` as trimmed text, NULL when empty.
+
+    Args:
+        source: a field's ``from`` (a column, or ``col.key`` for a JSON path inside it).
+        alias: the table alias to qualify the column with (none by default).
+
+    Returns:
+        A SQL expression.
+    """
     column, *path = source.split(".")
+    ref = f"{alias}.{q(column)}" if alias else q(column)
     if path:
         json_path = "$" + "".join(f'."{key}"' for key in path)
-        raw = f"json_extract_string({q(column)}, {lit(json_path)})"
+        raw = f"json_extract_string({ref}, {lit(json_path)})"
     else:
-        raw = f"cast({q(column)} as varchar)"
+        raw = f"cast({ref} as varchar)"
     return f"nullif(trim({raw}), '')"
+
+
+_text = text_sql
 
 
 def _number(source: str) -> str:
@@ -275,9 +287,10 @@ def build_contract(config: ReconConfig, system_name: str, stream_name: str,
         canonical = spec.type or role_fields[field_name][0]
         column = spec.from_.split(".")[0]
         accepted.setdefault(column, _accepted_types(stream, spec, canonical, "." in spec.from_))
-    cursor_spec = next((sp for sp in stream.fields.values() if sp.from_ == stream.cursor_field), None)
-    accepted.setdefault(stream.cursor_field.split(".")[0],
-                        _accepted_types(stream, cursor_spec, "timestamp", "." in stream.cursor_field))
+    if stream.cursor_field:  # optional: a file-drop stream's cursor is the file's modification time
+        cursor_spec = next((sp for sp in stream.fields.values() if sp.from_ == stream.cursor_field), None)
+        accepted.setdefault(stream.cursor_field.split(".")[0],
+                            _accepted_types(stream, cursor_spec, "timestamp", "." in stream.cursor_field))
 
     add("row_count", "row_count", None, "warning", "ExpectTableRowCountToBeBetween",
         {"min_value": s["min_rows"]}, f"the stream has at least {s['min_rows']} row(s)")
@@ -301,13 +314,14 @@ def build_contract(config: ReconConfig, system_name: str, stream_name: str,
         add(f"key_mostly_present:{key}", "key_mostly_present", key, "blocking", "ExpectColumnValuesToNotBeNull",
             {"column": key, "mostly": s["key_mostly_present"]},
             f"primary key {key} is present in at least {s['key_mostly_present']:.0%} of rows")
-    unique_cols = [*stream.primary_key, stream.cursor_field, EXTRACTED_AT]
+    unique_cols = [*stream.primary_key, *([stream.cursor_field] if stream.cursor_field else []), EXTRACTED_AT]
     if all("." not in c for c in unique_cols):
         partition = ", ".join(q(c) for c in unique_cols)
         key_text = " || '|' || ".join(f"coalesce(cast({q(c)} as varchar), '')" for c in stream.primary_key)
         add("unique_key_per_sync", "unique_key_per_sync", ",".join(stream.primary_key), "warning",
             "ExpectCompoundColumnsToBeUnique", {"column_list": unique_cols},
-            f"({', '.join(stream.primary_key)}, {stream.cursor_field}) is unique within a sync "
+            f"({', '.join([*stream.primary_key, *([stream.cursor_field] if stream.cursor_field else [])])}) "
+            "is unique within a sync "
             "(reported, not quarantined: reconciliation owns it as duplicate_record)",
             _violation(key_text, f"{' and '.join(f'{q(c)} is not null' for c in stream.primary_key)} "
                                  f"qualify count(*) over (partition by {partition}) > 1"),
@@ -366,9 +380,10 @@ def build_contract(config: ReconConfig, system_name: str, stream_name: str,
                 _violation(text, f"({parsed}) > timezone('UTC', {q(EXTRACTED_AT)}) + to_minutes({tolerance})"))
 
     hours = s["freshness_hours"] or system.freshness_hours
-    add("freshness", "freshness", FILE_MODIFIED, "warning", "ExpectColumnMaxToBeBetween",
-        {"column": FILE_MODIFIED, "min_value": {"$PARAMETER": "freshness_min"}},
-        f"the newest record arrived at most {hours:g} h before the run")
+    if hours is not None:  # freshness_hours: null declares a system that is never stale
+        add("freshness", "freshness", FILE_MODIFIED, "warning", "ExpectColumnMaxToBeBetween",
+            {"column": FILE_MODIFIED, "min_value": {"$PARAMETER": "freshness_min"}},
+            f"the newest record arrived at most {hours:g} h before the run")
 
     order_spec = stream.fields.get("order_id")
     order_sql = _text(order_spec.from_) if order_spec is not None and order_spec.from_ else None
@@ -377,7 +392,12 @@ def build_contract(config: ReconConfig, system_name: str, stream_name: str,
 
 
 def freshness_hours(config: ReconConfig, system_name: str, stream_name: str,
-                    overrides: Mapping[str, Any] | None = None) -> float:
-    """The stream's freshness limit in hours (override, else the system's ``freshness_hours``)."""
+                    overrides: Mapping[str, Any] | None = None) -> float | None:
+    """The stream's freshness limit in hours (override, else the system's ``freshness_hours``).
+
+    Returns:
+        The hours, or None when the system is declared never stale (``freshness_hours: null``).
+    """
     s = _settings(overrides or {}, suite_name(system_name, stream_name))
-    return float(s["freshness_hours"] or config.systems[system_name].freshness_hours)
+    hours = s["freshness_hours"] or config.systems[system_name].freshness_hours
+    return None if hours is None else float(hours)

@@ -36,9 +36,10 @@ from dagster_project.lib.contracts.rules import (
     suite_name,
 )
 from dagster_project.lib.contracts.suites import (
-    EXPECTATIONS_DIR,
     OVERRIDES_FILE,
     SuiteNotFoundError,
+    ensure_suites,
+    expectations_dir_for,
     is_stale,
     load_suite_json,
 )
@@ -70,6 +71,10 @@ class Outcome:
 
     def message(self, system: str, stream: str) -> str:
         where = f"{system}.{stream}" + (f" column {self.column}" if self.column else "")
+        if self.check == "column_exists" and not self.error:
+            return f"{where}: missing from the landed table (staging reads it) [{self.rule_id}]"
+        if self.check == "column_type" and not self.error and self.observed_value is not None:
+            return f"{where}: landed as {self.observed_value}; expected: {self.description} [{self.rule_id}]"
         if self.error:
             detail = f"could not run: {self.error}"
         elif self.unexpected_count is not None:
@@ -118,7 +123,9 @@ class ContractResult:
     docs_path: Path | None = None
     error: str | None = None
     suite_stale: bool = False
+    notes: list[str] = field(default_factory=list)  # e.g. "generated contract suite for shop.orders at ..."
     seconds: float = 0.0
+    column_fields: dict[str, list[str]] = field(default_factory=dict)  # source column -> canonical fields
 
     @property
     def failures(self) -> list[Outcome]:
@@ -135,10 +142,48 @@ class ContractResult:
         return self.error is None and not self.failures and not any(d.blocking for d in self.drift)
 
     def messages(self) -> list[str]:
-        out = [f"{self.system}.{self.stream}: {self.error}"] if self.error else []
-        out += [d.message(self.system, self.stream) for d in self.drift]
-        out += [o.message(self.system, self.stream) for o in self.failures]
+        """One line per problem, each naming the stream, the column and the cause; blocking ones first."""
+        return [line for line, _ in self._lines()]
+
+    def blocking_messages(self) -> list[str]:
+        """The problems that block the run (what :meth:`hint` is about)."""
+        return [line for line, blocking in self._lines() if blocking]
+
+    def _lines(self) -> list[tuple[str, bool]]:
+        out = [(f"{self.system}.{self.stream}: {self.error}", True)] if self.error else []
+        out += [(d.message(self.system, self.stream) + self._mapped_by(d.column), d.blocking) for d in self.drift]
+        # A missing column is the cause; the other rules on it only fail because of it.
+        missing = {o.column for o in self.failures if o.check == "column_exists" and not o.error}
+        consequences = [o for o in self.failures if o.column in missing and o.check != "column_exists"]
+        for o in sorted(self.failures, key=lambda o: (not o.blocking, o.check != "column_exists")):
+            if o in consequences:
+                continue
+            line = o.message(self.system, self.stream) + self._mapped_by(o.column)
+            if o.check == "column_exists" and self.schema:
+                landed = [c for c in self.schema if c not in AIRBYTE_COLUMNS]
+                line += f"; {self.table} has columns {', '.join(landed)}"
+                after = sum(c.column == o.column for c in consequences)
+                if after:
+                    line += f" ({after} more rule(s) on {o.column} not run because of it)"
+            out.append((line, o.blocking))
         return out
+
+    def _mapped_by(self, column: str | None) -> str:
+        fields = self.column_fields.get(column or "")
+        return f" (the config maps {', '.join(fields)} from it)" if fields else ""
+
+    def hint(self) -> str | None:
+        """What to run about a blocking failure (None when nothing blocks)."""
+        if not self.blocking:
+            return None
+        where = f"systems.{self.system}.streams.{self.stream}"
+        if self.error and "suite" in self.error:
+            return "run `recon contracts generate` (the demo's suites: and commit them)"
+        if self.error and "not found" in self.error:
+            return (f"the stream has not landed: see the step raw/{self.system}/{self.stream} of the run and "
+                    f"{where} (path, glob); `recon config validate --data` previews what it would land")
+        return (f"fix {where}.fields (or the export), check with `recon contracts check --system {self.system}` "
+                "and `recon config validate --data`, then run the day again")
 
     def to_metadata(self) -> dict[str, Any]:
         """Plain JSON-able metadata: counts, failing expectations, samples, drift, docs."""
@@ -161,6 +206,8 @@ class ContractResult:
             "schema_drift": [d.message(self.system, self.stream) for d in self.drift],
             "sample_failing_rows": self.samples,
             "messages": self.messages(),
+            "hint": self.hint(),
+            "notes": self.notes,
             "error": self.error,
             "suite_stale": self.suite_stale,
             "seconds": round(self.seconds, 3),
@@ -262,7 +309,7 @@ def validate_stream(
     *,
     as_of_date: dt.date | None = None,
     now: dt.datetime | None = None,
-    expectations_dir: Path = EXPECTATIONS_DIR,
+    expectations_dir: Path | None = None,
     docs_dir: Path | None = None,
     record: bool = True,
     sample_size: int = 5,
@@ -277,7 +324,9 @@ def validate_stream(
         stream: the stream name.
         as_of_date: the run's as-of day (freshness counts from its end; stamped on violations).
         now: the clock (tests pin it).
-        expectations_dir: the GX File Data Context with the committed suites.
+        expectations_dir: the GX File Data Context with the suites (default: the config's, see
+            ``suites.expectations_dir_for``). Missing or outdated suites of a config's own folder
+            are written first (``result.notes`` says so); the committed demo suites never are.
         docs_dir: build GX Data Docs for this run into this folder.
         record: write quarantine, violations and the accepted schema snapshot.
         sample_size: failing rows kept per failed row-level rule.
@@ -293,9 +342,14 @@ def validate_stream(
     table = f"raw_{system}.{stream}"
     ref = reference_time(as_of_date, now)
     result = ContractResult(system, stream, name, table, as_of_date, ref)
+    for field_name, spec in sorted(config.systems[system].streams[stream].fields.items()):
+        if spec.from_:
+            result.column_fields.setdefault(spec.from_.split(".")[0], []).append(field_name)
+    expectations_dir = expectations_dir or expectations_dir_for(config)
     try:
+        result.notes = [w.message() for w in ensure_suites(config, expectations_dir, system, stream)]
         suite_data = load_suite_json(expectations_dir, name)
-    except SuiteNotFoundError as exc:
+    except (SuiteNotFoundError, OSError, ValueError) as exc:  # cannot run = a failure, with the reason
         result.error = str(exc)
         return result
     overrides = load_overrides(expectations_dir / OVERRIDES_FILE)
@@ -318,8 +372,15 @@ def validate_stream(
     result.drift = _drift(previous, columns, accepted_types)
     result.row_count = con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
+    # A rule on a missing column cannot run, and its SQL error would abort the connection's transaction
+    # for the rules after it: run only the column_exists check for that column (it names the cause).
+    absent = set(accepted_types) - set(columns)
+    skipped = [e for e in suite_data["expectations"] if e["type"] != "expect_column_to_exist"
+               and _columns_of(e) & absent]
+    if skipped:
+        suite_data = {**suite_data, "expectations": [e for e in suite_data["expectations"] if e not in skipped]}
     hours = freshness_hours(config, system, stream, overrides)
-    parameters = {"freshness_min": (ref - dt.timedelta(hours=hours)).isoformat()}
+    parameters = {} if hours is None else {"freshness_min": (ref - dt.timedelta(hours=hours)).isoformat()}
     run_docs = docs_dir / name if docs_dir is not None else None
     try:
         validation, result.docs_path = _run_gx(con, suite_data, system, stream, parameters, run_docs)
@@ -360,6 +421,12 @@ def validate_stream(
             quarantine="violation_sql" in meta and bool(meta.get("quarantine", True)),
         ))
 
+    for e in skipped:
+        meta = e["meta"]
+        result.outcomes.append(Outcome(
+            rule_id=meta["rule_id"], check=meta.get("check", ""), column=meta.get("column"), expectation_type=e["type"],
+            blocking=bool(meta.get("blocking")), success=False, description=e.get("description") or e["type"],
+            error=f"not run: column(s) {sorted(_columns_of(e) & absent)} missing", row_level="violation_sql" in meta))
     failed_rows = [o for o in result.failures if o.row_level and o.error is None]
     for outcome in failed_rows:
         try:
@@ -372,6 +439,13 @@ def validate_stream(
         _record(con, result, contract, by_rule, failed_rows, now)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _columns_of(expectation: dict[str, Any]) -> set[str]:
+    """The source columns an expectation of a generated suite reads (its rule's column(s), its kwargs)."""
+    kwargs = expectation.get("kwargs") or {}
+    column = (expectation.get("meta") or {}).get("column") or ""
+    return {c for c in [*column.split(","), kwargs.get("column") or "", *(kwargs.get("column_list") or [])] if c}
 
 
 def _record(con: duckdb.DuckDBPyConnection, result: ContractResult, contract: Any,

@@ -7,7 +7,7 @@
 {%- set tracked = [
     'state', 'hold_reason', 'state_owner', 'diff_count', 'has_order_record', 'customer_id', 'currency',
     'total_amount', 'ordered_at', 'is_paid', 'net_paid_amount', 'is_invoiced', 'net_invoiced_amount',
-    'is_fulfilled',
+    'is_fulfilled', 'customer_segment',
 ] %}
 {%- set hash_parts = [] %}
 {%- for column in tracked %}
@@ -79,7 +79,8 @@ final as (
         hashed.is_invoiced,
         hashed.net_invoiced_amount,
         hashed.is_fulfilled,
-        hashed.row_hash
+        hashed.row_hash,
+        hashed.customer_segment
     from hashed
     {%- if is_incremental() %}
     left join previous
