@@ -283,8 +283,9 @@ def summary(ctx: click.Context, date_: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("query")
 @click.option("--limit", type=int, default=50, show_default=True, help="Rows to print.")
+@click.option("--json", "as_json", is_flag=True, help="Print every row as a JSON array of objects (no limit).")
 @click.pass_context
-def sql(ctx: click.Context, query: str, limit: int) -> None:
+def sql(ctx: click.Context, query: str, limit: int, as_json: bool = False) -> None:
     """Run a read-only SQL query against the reconciliation database and print the result."""
     import duckdb
 
@@ -295,7 +296,13 @@ def sql(ctx: click.Context, query: str, limit: int) -> None:
         raise click.ClickException(f"no database at {cfg.duckdb_path}")
     con = connect(cfg.duckdb_path, read_only=True)
     try:
-        frame = con.execute(query).df()
+        cursor = con.execute(query)
+        if as_json:
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            click.echo(json.dumps(rows, default=str))
+            return
+        frame = cursor.df()
     except duckdb.Error as exc:
         raise click.ClickException(str(exc)) from None
     finally:

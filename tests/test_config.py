@@ -175,3 +175,11 @@ def test_freshness_defaults_to_24_hours_and_null_means_never_stale(tmp_path):
     assert "freshness" not in {r.rule_id for r in build_contract(never, "shop", "orders").rules}
     docs = (Path(__file__).resolve().parents[1] / "docs" / "reconciliation-rules.md").read_text()
     assert "never stale" in docs and "24" in docs
+
+
+def test_a_config_without_rules_gets_the_documented_grace_windows(tmp_path):
+    # Found by following the README from an empty folder: without a rules section every window was 0 h,
+    # so a payment not yet due opened missing_payment on the day the order was placed.
+    config = load_config(write(tmp_path, MINIMAL.format(db=tmp_path / "x.duckdb")), env={})
+    grace = config.dbt_vars()["recon"]["rules"]["grace_hours"]
+    assert grace["missing_payment"] == 24 and grace["missing_invoice"] == 48 and grace["orphan_record"] == 24

@@ -392,7 +392,8 @@ class RulesConfig(_Strict):
     amount_tolerance: AmountTolerance = Field(default_factory=AmountTolerance)
     fx_tolerance: float = Field(default=0.02, ge=0)
     fx_rates: list[FxRate] = Field(default_factory=list)
-    grace_hours: dict[str, float] = Field(default_factory=dict)
+    # The documented defaults also when the config has no rules section (a validator does not run on a default).
+    grace_hours: dict[str, float] = Field(default_factory=lambda: dict(_DEFAULT_GRACE))
     severity: SeverityConfig = Field(default_factory=SeverityConfig)
 
     @field_validator("grace_hours")

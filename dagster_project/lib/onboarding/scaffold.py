@@ -327,6 +327,8 @@ def _stream_lines(role: str, stream: StreamGuess) -> list[str]:
                      f"columns: {columns}")
     if stream.cursor_field:
         lines.append(f"        cursor_field: {_scalar(stream.cursor_field)}")
+    lines.append("        sync_mode: append                # each file holds new or changed records; "
+                 "snapshot: each file is a full export (a record missing from the latest is deleted)")
     lines.append(f"        fields:                          # the source's columns: {columns}")
     for name, (_, required) in ROLE_FIELDS[role].items():
         spec = stream.fields.get(name)
