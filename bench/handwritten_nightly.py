@@ -83,7 +83,8 @@ def reconcile(con: duckdb.DuckDBPyConnection, data: Path, day: dt.date, rules: d
     # File modification time = when a file's rows became known (available_at).
     con.execute(f"""
         create or replace temp table files as
-        select filename, timezone('UTC', last_modified) as available_at
+        select filename, row_number() over (order by filename) as file_id,
+            timezone('UTC', last_modified) as available_at
         from read_blob(['{src("shop/orders/*.jsonl")}', '{src("psp/charges/*.jsonl")}', '{src("psp/refunds/*.jsonl")}',
                         '{src("erp/documents/*.csv")}', '{src("wms/shipments/*.parquet")}', '{src("crm/accounts/*.csv")}'])
     """)
@@ -151,7 +152,7 @@ def reconcile(con: duckdb.DuckDBPyConnection, data: Path, day: dt.date, rules: d
                 nullif(trim("Segment"), ''), nullif(trim("Plan"), '')
             from read_csv('{src("crm/accounts/*.csv")}', header = true, all_varchar = true, filename = true)
         )
-        select v.*, files.available_at
+        select v.* exclude (filename), files.file_id, files.available_at
         from (select * from shop union all select * from charges union all select * from refunds
               union all select * from erp union all select * from wms union all select * from crm) as v
         join files using (filename)
@@ -163,7 +164,7 @@ def reconcile(con: duckdb.DuckDBPyConnection, data: Path, day: dt.date, rules: d
         select *,
             case system when 'shop' then 'orders' when 'psp' then 'payments' when 'erp' then 'invoices'
                 when 'wms' then 'fulfillments' else 'customers' end as role,
-            count(*) over (partition by system, stream, record_id, filename, updated_at) as repeats
+            count(*) over (partition by system, stream, record_id, file_id, updated_at) as repeats
         from versions
         where available_at < {cut} and updated_at < {cut} and record_id is not null
         qualify row_number() over (partition by system, stream, record_id
@@ -195,7 +196,7 @@ def reconcile(con: duckdb.DuckDBPyConnection, data: Path, day: dt.date, rules: d
     con.execute(f"""
         create or replace temp table diffs as
         with
-        o as (
+        o as materialized (
             select cur.order_id, customer_id, status, currency, amount as total_amount, line_count,
                 event_at as ordered_at, c.cancelled_at
             from cur
@@ -261,7 +262,7 @@ def reconcile(con: duckdb.DuckDBPyConnection, data: Path, day: dt.date, rules: d
             left join dups as pd on pd.order_id = coalesce(agg.order_id, o.order_id) and pd.role = 'payments'
             left join dups as id on id.order_id = coalesce(agg.order_id, o.order_id) and id.role = 'invoices'
         ),
-        c as (
+        c as materialized (
             select *, {tol} as tol,
                 coalesce(has_dup_charges and captured > total_amount + {tol}, false) as charge_dup,
                 coalesce(charge_foreign and (charge_rate_missing or abs(captured - total_amount) > {fx_tol}), false) as charge_ccy,
