@@ -120,22 +120,6 @@ def platform_side(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------ harness
 
 
-def drop_files(exports: Path, drop: Path, last_day: dt.date) -> int:
-    """Hard-link every export file of a day <= last_day into the drop folder (mtimes are kept)."""
-    linked = 0
-    for path in sorted(exports.glob("*/*/*.*")):
-        try:
-            day = dt.date.fromisoformat(path.name[:10])
-        except ValueError:
-            continue
-        target = drop / path.relative_to(exports)
-        if day <= last_day and not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(path, target)
-            linked += 1
-    return linked
-
-
 def run_json(cmd: list[str], env: dict[str, str], log: Path) -> tuple[dict[str, Any], float]:
     """Run a side in its own process; its last stdout line is its JSON report."""
     started = time.perf_counter()
@@ -191,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(BENCH))
     import duckdb
+    from bench_dbt import drop_files  # hard links of the files up to a day, mtimes kept
     from gen_exports import META_FILE, generate, next_day
 
     work = args.workdir.resolve()

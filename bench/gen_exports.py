@@ -38,6 +38,9 @@ from pathlib import Path
 
 import duckdb
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ingestion.demo.writers import EXTENSIONS as STREAMS  # noqa: E402  (stream -> file format)
+
 META_FILE = "exports.json"
 HOUR = 3600
 DAY = 86400
@@ -73,14 +76,6 @@ SCENARIOS: list[tuple[str, int]] = [
     ("activation", 200),
 ]
 
-STREAMS: dict[str, str] = {
-    "shop/orders": "jsonl",
-    "psp/charges": "jsonl",
-    "psp/refunds": "jsonl",
-    "erp/documents": "csv",
-    "wms/shipments": "parquet",
-    "crm/accounts": "csv",
-}
 # Days after its order that a record of that order can still change (the delivery at +99 h).
 MAX_LAG_DAYS = 5
 

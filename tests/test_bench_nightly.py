@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 DBT = Path(sys.executable).parent / "dbt"
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_nightly import drop_files  # noqa: E402
+from bench_dbt import drop_files  # noqa: E402
 from gen_exports import generate, next_day  # noqa: E402
 from handwritten_nightly import load_rules, reconcile  # noqa: E402
 
