@@ -120,17 +120,25 @@ def platform_side(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------ harness
 
 
-def run_json(cmd: list[str], env: dict[str, str], log: Path) -> tuple[dict[str, Any], float]:
-    """Run a side in its own process; its last stdout line is its JSON report."""
+def run_json(cmd: list[str], env: dict[str, str], log: Path) -> tuple[dict[str, Any], float, float]:
+    """Run a side in its own process; its last stdout line is its JSON report.
+
+    Returns:
+        The report, the wall seconds, and the CPU seconds (user + system) of the process and every
+        process it waited for (dbt's): steadier than the wall time on a shared machine.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with log.open("a", encoding="utf-8") as err:
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     last = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not last:
         sys.stderr.write(proc.stdout[-4000:])
         raise SystemExit(f"FAILED: {' '.join(cmd[:3])} ... exited {proc.returncode}; see {log}")
-    return json.loads(last[-1]), wall
+    return json.loads(last[-1]), wall, cpu
 
 
 def compare(platform_file: Path, script_file: Path) -> tuple[int, int, list[tuple]]:
@@ -214,10 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             drop_files(exports, drop, next_date)
             day = next_date
         print(f"{scenario}: as of {day} ...", flush=True)
-        plat, plat_wall = run_json(
+        plat, plat_wall, plat_cpu = run_json(
             [py, str(Path(__file__).resolve()), "--side", "platform", "--date", day.isoformat(),
              "--out", str(work / f"platform-{scenario}.parquet")], env, log)
-        script, script_wall = run_json(
+        script, script_wall, script_cpu = run_json(
             [py, str(BENCH / "handwritten_nightly.py"), "--data", str(drop), "--date", day.isoformat(),
              "--out", str(work / f"script-{scenario}.parquet")], env, log)
         n_platform, n_script, differences = compare(work / f"platform-{scenario}.parquet",
@@ -231,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             "script_seconds": round(script_wall, 2), "script_sql_seconds": script["seconds"],
             "ratio": round(plat_wall / script_wall, 2),
             "ratio_run_vs_sql": round(plat["run_seconds"] / script["seconds"], 2),
+            "platform_cpu_seconds": round(plat_cpu, 1), "script_cpu_seconds": round(script_cpu, 1),
+            "ratio_cpu": round(plat_cpu / script_cpu, 2),
             "phases": phases,
             "landing_per_stream": {k.removeprefix("raw__"): v for k, v in plat["steps"].items()
                                    if phase_of(k) == "landing"},
@@ -242,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
             "landing_quarantined": plat["landing_quarantined"],
         }
         rows.append(row)
-        print(f"  platform {plat_wall:.1f}s (run {plat['run_seconds']:.1f}s)  script {script_wall:.1f}s  "
-              f"ratio {row['ratio']}  diffs {n_platform:,} / {n_script:,}", flush=True)
+        print(f"  platform {plat_wall:.1f}s (run {plat['run_seconds']:.1f}s, cpu {plat_cpu:.0f}s)  script "
+              f"{script_wall:.1f}s (cpu {script_cpu:.0f}s)  ratio {row['ratio']} (cpu {row['ratio_cpu']})  "
+              f"diffs {n_platform:,} / {n_script:,}", flush=True)
         if differences or plat["contract_quarantined"] or plat["landing_quarantined"]:
             print(f"\nFAILED: the platform and the hand-written script disagree as of {day} ({scenario}): "
                   f"{len(differences)} differences; platform {n_platform} diffs, script {n_script}; "
@@ -260,13 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         machine["mem_total_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     print()
     print(f"{args.orders:,} orders x {args.days} days, 5 systems ({', '.join(f'{k} {v}s' for k, v in generation.items()) or 'exports reused'})")
-    header = f"{'night':<8} {'platform':>9} {'run':>8} {'script':>8} {'ratio':>6}  {'landing':>8} {'contracts':>9} {'dbt':>7} {'exceptions':>10} {'notif.':>7} {'report':>7}  {'RSS plat/dbt/script MiB':>24}"
+    header = f"{'night':<8} {'platform':>9} {'run':>8} {'script':>8} {'ratio':>6} {'cpu×':>5}  {'landing':>8} {'contracts':>9} {'dbt':>7} {'exceptions':>10} {'notif.':>7} {'report':>7}  {'RSS plat/dbt/script MiB':>24}"
     print(header)
     for r in rows:
         ph = r["phases"]
         rss = r["platform_peak_rss_mib"]
         print(f"{r['scenario']:<8} {r['platform_seconds']:>8.1f}s {r['platform_run_seconds']:>7.1f}s "
-              f"{r['script_seconds']:>7.1f}s {r['ratio']:>6.2f}  {ph.get('landing', 0):>7.1f}s "
+              f"{r['script_seconds']:>7.1f}s {r['ratio']:>6.2f} {r['ratio_cpu']:>5.2f}  {ph.get('landing', 0):>7.1f}s "
               f"{ph.get('contracts', 0):>8.1f}s {ph.get('dbt', 0):>6.1f}s {ph.get('exceptions', 0):>9.1f}s "
               f"{ph.get('notifications', 0):>6.1f}s {ph.get('report', 0):>6.1f}s  "
               f"{rss['self']:>8.0f}/{rss['children']:.0f}/{r['script_peak_rss_mib']:.0f}")
