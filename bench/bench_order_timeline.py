@@ -96,10 +96,10 @@ def build(db: Path, orders: int) -> None:
         select substr(md5(exception_id || k), 1, 24), exception_id, date '2026-10-01' + cast(k as integer),
         case k when 0 then 'opened' when 1 then 'acknowledged' else 'escalated' end, 'recon', 'open', 'open', 'r',
         '{}', timestamp '2026-10-02' + to_days(cast(k as integer)) from recon.exceptions, range(3) t(k)""")
-    con.execute("""create table recon.order_state_history as select date '2026-10-01' + cast(d as integer)
-        as as_of_date, order_number as order_id, case d when 0 then 'PAID' else 'RECONCILED' end as state,
-        'revenue-ops' as state_owner, null::varchar as hold_reason, 'smb' as customer_segment,
-        timestamp '2026-10-15' as recorded_at from raw_shop.orders, range(2) t(d)""")
+    con.execute("""create or replace table marts.fct_order_state_history as select date '2026-10-01'
+        + cast(d as integer) as as_of_date, order_number as order_id,
+        case d when 0 then 'PAID' else 'RECONCILED' end as state, 'revenue-ops' as state_owner,
+        null::varchar as hold_reason, 'smb' as customer_segment from raw_shop.orders, range(2) t(d)""")
     con.execute("checkpoint")
     con.close()
 
