@@ -182,58 +182,50 @@ EXPECTED = {
 }
 
 
+# Each system's stream: (role, stream, format, key column, extra stream keys, field mapping).
+SYSTEMS = {
+    "webshop": ("orders", "sales", "csv", "Ref", {"csv_delimiter": ";"}, {
+        "order_id": "Ref", "customer_id": "Buyer",
+        "status": {"from": "State", "values": {"open": "placed", "storno": "cancelled"}},
+        "currency": {"from": "Cur", "transform": "upper"},
+        "total_amount": {"from": "Gross", "type": "decimal"},
+        "line_count": {"from": "Lines", "type": "integer"},
+        "ordered_at": {"from": "PlacedAt", "type": "timestamp"},
+        "updated_at": {"from": "ChangedAt", "type": "timestamp"},
+    }),
+    "paygate": ("payments", "txns", "jsonl", "txn_id", {}, {
+        "payment_id": "txn_id", "order_id": "order_ref",
+        "kind": {"from": "kind", "values": {"capture": "charge", "refund": "refund"}},
+        "status": {"from": "result", "values": {"ok": "succeeded", "declined": "failed"}},
+        "currency": {"from": "ccy", "transform": "upper"},
+        "amount": {"from": "amount_minor", "type": "decimal", "unit": "minor"},
+        "captured_at": {"from": "at", "type": "timestamp"},
+        "updated_at": {"from": "at", "type": "timestamp"},
+    }),
+    "books": ("invoices", "bills", "csv", "BillNo", {}, {
+        "invoice_id": "BillNo", "order_id": "OrderRef",
+        "kind": {"from": "Type", "values": {"inv": "invoice", "cn": "credit_note"}},
+        "status": {"from": "Status", "values": {"posted": "posted", "draft": "draft"}},
+        "currency": "Currency",
+        "amount": {"from": "Net", "type": "decimal"},
+        "issued_at": {"from": "Issued", "type": "timestamp"},
+        "updated_at": {"from": "Touched", "type": "timestamp"},
+    }),
+}
+
+
 def config_yaml(root: Path, modes: dict[str, str], globs: dict[str, str]) -> str:
+    systems = {}
+    for name, (role, stream, fmt, key, extra, fields) in SYSTEMS.items():
+        spec = {"format": fmt, **extra, "glob": globs[name], "primary_key": [key], "sync_mode": modes[name],
+                "fields": fields}
+        systems[name] = {"role": role, "path": str(root / "data" / name), "freshness_hours": 48,
+                         "streams": {stream: spec}}
     cfg = {
         "version": 1,
         "project": {"name": "deliveries", "duckdb_path": str(root / "wh.duckdb"), "state_dir": str(root / "state"),
                     "start_date": str(D1)},
-        "systems": {
-            "webshop": {
-                "role": "orders", "path": str(root / "data" / "webshop"), "freshness_hours": 48,
-                "streams": {"sales": {
-                    "format": "csv", "csv_delimiter": ";", "glob": globs["webshop"], "primary_key": ["Ref"],
-                    "sync_mode": modes["webshop"],
-                    "fields": {
-                        "order_id": "Ref", "customer_id": "Buyer",
-                        "status": {"from": "State", "values": {"open": "placed", "storno": "cancelled"}},
-                        "currency": {"from": "Cur", "transform": "upper"},
-                        "total_amount": {"from": "Gross", "type": "decimal"},
-                        "line_count": {"from": "Lines", "type": "integer"},
-                        "ordered_at": {"from": "PlacedAt", "type": "timestamp"},
-                        "updated_at": {"from": "ChangedAt", "type": "timestamp"},
-                    }}},
-            },
-            "paygate": {
-                "role": "payments", "path": str(root / "data" / "paygate"), "freshness_hours": 48,
-                "streams": {"txns": {
-                    "format": "jsonl", "glob": globs["paygate"], "primary_key": ["txn_id"],
-                    "sync_mode": modes["paygate"],
-                    "fields": {
-                        "payment_id": "txn_id", "order_id": "order_ref",
-                        "kind": {"from": "kind", "values": {"capture": "charge", "refund": "refund"}},
-                        "status": {"from": "result", "values": {"ok": "succeeded", "declined": "failed"}},
-                        "currency": {"from": "ccy", "transform": "upper"},
-                        "amount": {"from": "amount_minor", "type": "decimal", "unit": "minor"},
-                        "captured_at": {"from": "at", "type": "timestamp"},
-                        "updated_at": {"from": "at", "type": "timestamp"},
-                    }}},
-            },
-            "books": {
-                "role": "invoices", "path": str(root / "data" / "books"), "freshness_hours": 48,
-                "streams": {"bills": {
-                    "format": "csv", "glob": globs["books"], "primary_key": ["BillNo"],
-                    "sync_mode": modes["books"],
-                    "fields": {
-                        "invoice_id": "BillNo", "order_id": "OrderRef",
-                        "kind": {"from": "Type", "values": {"inv": "invoice", "cn": "credit_note"}},
-                        "status": {"from": "Status", "values": {"posted": "posted", "draft": "draft"}},
-                        "currency": "Currency",
-                        "amount": {"from": "Net", "type": "decimal"},
-                        "issued_at": {"from": "Issued", "type": "timestamp"},
-                        "updated_at": {"from": "Touched", "type": "timestamp"},
-                    }}},
-            },
-        },
+        "systems": systems,
         "rules": {"grace_hours": {"missing_payment": 24, "missing_invoice": 24, "orphan_record": 24,
                                   "status_conflict": 0, "amount_mismatch": 0}},
     }
