@@ -323,16 +323,16 @@ def docs(ctx: click.Context, serve: bool, port: int) -> None:
     """Generate dbt docs (every model and column described, with lineage) for analysts."""
     import subprocess
 
-    from dagster_project.lib.dbt_project import DBT_PROJECT_DIR, dbt_target_dir, get_dbt_project, set_dbt_env
+    from dagster_project.lib.dbt_project import dbt_target_dir, get_dbt_project, set_dbt_env
 
     cfg = _load(ctx)
     if not cfg.duckdb_path.exists():
         raise click.ClickException(f"no database at {cfg.duckdb_path}: run `recon demo` or `recon run` first")
-    get_dbt_project(cfg)
+    project_dir = str(get_dbt_project(cfg).project_dir)
     set_dbt_env(cfg)
     target = dbt_target_dir(cfg).parent / "docs"
     dbt = str(Path(sys.executable).with_name("dbt"))
-    common = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+    common = ["--project-dir", project_dir, "--profiles-dir", project_dir,
               "--vars", json.dumps(cfg.dbt_vars(), sort_keys=True), "--target-path", str(target)]
     env = {**os.environ, "RECON_AS_OF_DATE": os.environ.get("RECON_AS_OF_DATE", str(cfg.project.start_date))}
     subprocess.run([dbt, "--quiet", "docs", "generate", *common], check=True, env=env)
