@@ -10,7 +10,13 @@ from pathlib import Path
 
 import click
 
-from dagster_project.lib.config import ConfigError, ReconConfig, load_config, resolve_config_path
+from dagster_project.lib.config import (
+    DEMO_CONFIG_PATH,
+    ConfigError,
+    ReconConfig,
+    load_config,
+    resolve_config_path,
+)
 
 DEFAULT_DEMO_ORDERS = 5000
 DEFAULT_DEMO_DAYS = 7
@@ -18,10 +24,25 @@ DEFAULT_DEMO_SEED = 7
 
 
 def _load(ctx: click.Context) -> ReconConfig:
+    path = ctx.obj["config_path"]
     try:
-        return load_config(ctx.obj["config_path"])
+        config = load_config(path)
+        if config.project.end_date is None and Path(path).resolve() == DEMO_CONFIG_PATH.resolve():
+            end = _demo_end_date(config)
+            if end is not None:  # the demo's partitions end with its data (the UI inherits the variable)
+                os.environ["RECON_END_DATE"] = end
+                config = load_config(path)
+        return config
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _demo_end_date(config: ReconConfig) -> str | None:
+    """The last day of the generated demo data (its manifest), if there is any."""
+    try:
+        return json.loads((_demo_data_dir(config) / "manifest.json").read_text())["end_date"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _date(value: str | None, name: str) -> dt.date | None:
@@ -202,6 +223,8 @@ def demo(ctx: click.Context, orders: int, days: int, seed: int, fresh: bool) -> 
         ctx.invoke(demo_data, out_dir=str(data_dir), orders=orders, days=days, seed=seed, start=None,
                    rates=(), no_outage=False)
     meta = json.loads(manifest.read_text())
+    os.environ["RECON_END_DATE"] = meta["end_date"]  # the partitions end with the data just generated
+    cfg = _load(ctx)
     first = dt.date.fromisoformat(meta["start_date"])
     last = dt.date.fromisoformat(meta["end_date"])
     click.echo(f"Running the nightly reconciliation through Dagster for {first} .. {last}:")

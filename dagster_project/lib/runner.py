@@ -25,6 +25,8 @@ concurrency:
     max_concurrent_runs: 1
 telemetry:
   enabled: false
+nux:
+  enabled: false   # no newsletter pop-up on the UI's first visit
 """
 
 
@@ -67,9 +69,12 @@ def run_days(config: ReconConfig, days: list[dt.date], echo=print) -> list[DayRe
     """
     import time
 
+    end = config.project.end_date
     for day in days:
         if day < config.project.start_date:
             raise ValueError(f"{day} is before the configured start date {config.project.start_date}")
+        if end is not None and day > end:
+            raise ValueError(f"{day} is after the configured end date {end} (project.end_date)")
 
     from dagster_project.definitions import build_definitions_for
     from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
