@@ -229,7 +229,7 @@ def demo(ctx: click.Context, orders: int, days: int, seed: int, fresh: bool) -> 
     last = dt.date.fromisoformat(meta["end_date"])
     click.echo(f"Running the nightly reconciliation through Dagster for {first} .. {last}:")
     started = time.perf_counter()
-    results = run_days(cfg, days_between(first, last), echo=click.echo)
+    results = run_days(cfg, days_between(first, last), echo=click.echo, command="recon demo")
     if not all(r.success for r in results):
         raise click.ClickException("a run failed; see the error above and the run in the Dagster UI (make ui)")
     click.echo(f"All {len(results)} days ran in {time.perf_counter() - started:.0f}s.\n")
@@ -245,8 +245,9 @@ def demo(ctx: click.Context, orders: int, days: int, seed: int, fresh: bool) -> 
 @click.option("--dry-run", is_flag=True,
               help="Show which exceptions this config would open, update and resolve, without touching them.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
+@click.option("--wait", is_flag=True, help="If another run of this config is in progress, wait for it (default: fail).")
 @click.pass_context
-def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: bool) -> None:
+def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: bool, wait: bool) -> None:
     """Run the nightly job for a day or a range, through Dagster (recorded in the Dagster instance)."""
     from dagster_project.lib.runner import days_between, dry_run_day, run_days
 
@@ -264,7 +265,7 @@ def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: 
         return
     try:
         days = days_between(first, last)
-        results = run_days(cfg, days, echo=click.echo)
+        results = run_days(cfg, days, echo=click.echo, wait=wait)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if not all(r.success for r in results):
@@ -404,7 +405,14 @@ def main() -> None:
     # Dagster flags backfill_policy as beta on every load; say it once in the docs, not on every command.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
-    cli(obj={})
+    from dagster_project.lib.duckdb_resource import DatabaseBusyError
+    from dagster_project.lib.run_lock import RunInProgressError
+
+    try:
+        cli(obj={})
+    except (RunInProgressError, DatabaseBusyError) as exc:  # said plainly, never as a stack trace
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
