@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -250,7 +251,7 @@ def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: 
 
 
 def _print_summary(cfg: ReconConfig, as_of: dt.date) -> None:
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
     from dagster_project.lib.summary import build_summary, render_summary
 
     con = connect(cfg.duckdb_path, read_only=True)
@@ -266,7 +267,7 @@ def _print_summary(cfg: ReconConfig, as_of: dt.date) -> None:
 @click.pass_context
 def summary(ctx: click.Context, date_: str | None, as_json: bool) -> None:
     """Print the reconciliation summary for a day."""
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
     from dagster_project.lib.summary import build_summary, render_summary
 
     cfg = _load(ctx)
@@ -289,7 +290,7 @@ def sql(ctx: click.Context, query: str, limit: int, as_json: bool = False) -> No
     """Run a read-only SQL query against the reconciliation database and print the result."""
     import duckdb
 
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
 
     cfg = _load(ctx)
     if not cfg.duckdb_path.exists():
@@ -297,22 +298,31 @@ def sql(ctx: click.Context, query: str, limit: int, as_json: bool = False) -> No
     con = connect(cfg.duckdb_path, read_only=True)
     try:
         cursor = con.execute(query)
-        if as_json:
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-            click.echo(json.dumps(rows, default=str))
-            return
-        frame = cursor.df()
+        names = [d[0] for d in cursor.description] if cursor.description else []
+        rows = cursor.fetchall() if names else []
     except duckdb.Error as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         con.close()
-    import pandas as pd
+    if as_json:
+        click.echo(json.dumps([dict(zip(names, row, strict=True)) for row in rows], default=str))
+        return
+    click.echo(_text_table(names, rows[:limit]))
+    if len(rows) > limit:
+        click.echo(f"... {len(rows) - limit:,} more rows (use --limit)")
 
-    with pd.option_context("display.max_columns", 50, "display.width", 200):
-        click.echo(frame.head(limit).to_string(index=False))
-    if len(frame) > limit:
-        click.echo(f"... {len(frame) - limit:,} more rows (use --limit)")
+
+def _text_table(names: list[str], rows: list[tuple]) -> str:
+    """Columns aligned under their names; numbers right-aligned, NULL as an empty cell."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
+    numeric = [bool(rows) and all(isinstance(r[i], int | float | Decimal) or r[i] is None for r in rows)
+               for i in range(len(names))]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True))
+
+    return "\n".join([line(list(names)), *(line(r) for r in cells)]).rstrip()
 
 
 @cli.command()
@@ -376,10 +386,9 @@ _register_domain_commands()
 def main() -> None:
     import warnings
 
-    import dagster as dg
-
     # Dagster flags backfill_policy as beta on every load; say it once in the docs, not on every command.
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    # Matched by message, not by dagster.BetaWarning: importing Dagster here would slow every command.
+    warnings.filterwarnings("ignore", message=".* is currently in beta")
     warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
     cli(obj={})
 

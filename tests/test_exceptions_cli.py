@@ -48,15 +48,16 @@ def env(recon_home: Path, tmp_path: Path):
     config_path.write_text(text)
     cfg = load_config(config_path)
     con = connect(cfg.duckdb_path)
-    sync_exceptions(con, D1, [diff("SO-1"), diff("SO-2", amount=2500.0, severity="critical"),
-                              diff("PAY-9", "orphan_record", "psp", "payments", "medium", 40.0)],
-                    set(), ROLES, config=cfg, now=dt.datetime(2026, 10, 2, 2))
-    sync_exceptions(con, D2, [diff("SO-1"), diff("SO-2", amount=2500.0, severity="critical"),
-                              diff("PAY-9", "orphan_record", "psp", "payments", "medium", 40.0),
-                              diff("SO-3", "missing_payment", "psp", "payments", "medium", 10.0, first=D2)],
-                    set(), ROLES, config=cfg, now=dt.datetime(2026, 10, 4, 2))
+    sync_exceptions(con, D1, env_diffs()[:3], set(), ROLES, config=cfg, now=dt.datetime(2026, 10, 2, 2))
+    sync_exceptions(con, D2, env_diffs(), set(), ROLES, config=cfg, now=dt.datetime(2026, 10, 4, 2))
     con.close()
     return config_path
+
+
+def env_diffs() -> list[dict]:
+    return [diff("SO-1"), diff("SO-2", amount=2500.0, severity="critical"),
+            diff("PAY-9", "orphan_record", "psp", "payments", "medium", 40.0),
+            diff("SO-3", "missing_payment", "psp", "payments", "medium", 10.0, first=D2)]
 
 
 def run(config_path, *args, ok=True):
@@ -74,14 +75,18 @@ def test_list_with_each_filter(env):
     assert {x["order_id"] for x in listed(env)} == {"SO-1", "SO-2", "SO-3", "PAY-9"}
     assert {x["order_id"] for x in listed(env, "--owner", "payments-ops")} == {"SO-3", "PAY-9"}
     assert {x["order_id"] for x in listed(env, "--type", "orphan_record")} == {"PAY-9"}
-    assert {x["order_id"] for x in listed(env, "--min-amount", "1000")} == {"SO-2"}
-    assert {x["order_id"] for x in listed(env, "--max-amount", "50")} == {"SO-3", "PAY-9"}
+    assert {x["order_id"] for x in listed(env, "--min-amount", "1000", "--currency", "eur")} == {"SO-2"}
+    assert {x["order_id"] for x in listed(env, "--max-amount", "50", "--currency", "EUR")} == {"SO-3", "PAY-9"}
+    assert listed(env, "--currency", "USD") == []
+    refused = run(env, "exceptions", "list", "--min-amount", "1000", ok=False)
+    assert refused.exit_code == 2 and "--currency" in refused.output and "not comparable" in refused.output
     assert {x["order_id"] for x in listed(env, "--min-age", "1")} == {"SO-1", "SO-2", "PAY-9"}
     assert {x["order_id"] for x in listed(env, "--max-age", "0")} == {"SO-3"}
     assert {x["order_id"] for x in listed(env, "--severity", "critical")} == {"SO-2"}
     assert {x["order_id"] for x in listed(env, "--system", "psp")} == {"SO-3", "PAY-9"}
     assert listed(env, "--status", "resolved") == []
-    assert listed(env, "--overdue") != []  # the demo days are in the past
+    # past due as of the latest as-of day (2026-10-03, its end), not the wall clock (which is past them all)
+    assert [x["order_id"] for x in listed(env, "--overdue")] == ["SO-2", "SO-1"]
     text = run(env, "exceptions", "list", "--limit", "1").output
     assert "... 3 more" in text
 
