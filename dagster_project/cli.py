@@ -18,9 +18,9 @@ DEFAULT_DEMO_DAYS = 7
 DEFAULT_DEMO_SEED = 7
 
 
-def _load(ctx: click.Context) -> ReconConfig:
+def _load(ctx: click.Context, check_schedule: bool = True) -> ReconConfig:
     try:
-        return load_config(ctx.obj["config_path"])
+        return load_config(ctx.obj["config_path"], check_schedule=check_schedule)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -270,7 +270,7 @@ def summary(ctx: click.Context, date_: str | None, as_json: bool) -> None:
     from dagster_project.lib.database import connect
     from dagster_project.lib.summary import build_summary, render_summary
 
-    cfg = _load(ctx)
+    cfg = _load(ctx, check_schedule=False)
     if not cfg.duckdb_path.exists():
         raise click.ClickException(f"no database at {cfg.duckdb_path}: run `recon run --date D` or `recon demo` first")
     con = connect(cfg.duckdb_path, read_only=True)
@@ -292,7 +292,7 @@ def sql(ctx: click.Context, query: str, limit: int, as_json: bool = False) -> No
 
     from dagster_project.lib.database import connect
 
-    cfg = _load(ctx)
+    cfg = _load(ctx, check_schedule=False)
     if not cfg.duckdb_path.exists():
         raise click.ClickException(f"no database at {cfg.duckdb_path}")
     con = connect(cfg.duckdb_path, read_only=True)
@@ -320,9 +320,10 @@ def _text_table(names: list[str], rows: list[tuple]) -> str:
                for i in range(len(names))]
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True))
+        cells = (v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True))
+        return "  ".join(cells).rstrip()
 
-    return "\n".join([line(list(names)), *(line(r) for r in cells)]).rstrip()
+    return "\n".join([line(list(names)), *(line(r) for r in cells)])
 
 
 @cli.command()

@@ -140,3 +140,23 @@ def test_unknown_order_and_json(world):
     assert "nothing known" in render_timeline(empty)
     data = build_timeline(con, config, "SO-1").as_dict()
     assert data["order"]["state"] == "RECONCILED" and isinstance(data["entries"][0]["at"], str)
+
+
+def test_the_text_says_which_owner_is_which_and_reads_on_the_as_of_clock(world):
+    con, config = world
+    mismatch = {"order_id": "SO-1", "customer_id": "C-1", "diff_type": "amount_mismatch", "system": "psp",
+                "role": "payments", "severity": "medium", "owner": "payments-ops", "amount_at_risk": 1234.5,
+                "currency": "EUR", "expected_value": "100", "actual_value": "1334.5", "systems_involved": "shop,psp",
+                "rule": "r", "reproduce_sql": "", "reproduce_command": "", "first_seen_date": D3}
+    store.sync_exceptions(con, D3, [mismatch], set(), ROLES, now=dt.datetime(2026, 12, 1, 23, 0))
+    timeline = build_timeline(con, config, "SO-1")
+    text = render_timeline(timeline)
+    assert "exception exception" not in text and "diff      diff" not in text
+    assert "state RECONCILED as of 2026-10-03, state owner revenue-ops" in text
+    assert "two kinds of owner: revenue-ops owns the order's state (RECONCILED" in text
+    assert "EUR 1,234.50  owner payments-ops" in text
+    opened = next(e for e in timeline.entries if e["title"].startswith("amount_mismatch@psp opened"))
+    # on the as-of clock (the end of D3) like the diffs of D3, with the wall-clock time of the action beside it
+    assert opened["at"] == dt.datetime(2026, 10, 4) and opened["details"]["recorded_at"] == dt.datetime(2026, 12, 1, 23)
+    assert "amount_mismatch@psp opened (new -> open, owner payments-ops) by recon: amount_mismatch found  " \
+           "[recorded 2026-12-01 23:00 UTC]" in text

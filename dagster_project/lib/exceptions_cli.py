@@ -44,8 +44,8 @@ _ORDER_HELP = "past due first, then severity (critical first), then the largest 
 
 
 def _config(ctx: click.Context) -> ReconConfig:
-    try:
-        return load_config((ctx.obj or {}).get("config_path"))
+    try:  # nothing here schedules runs: the cron is checked by `recon config validate` and the runs
+        return load_config((ctx.obj or {}).get("config_path"), check_schedule=False)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -157,19 +157,18 @@ def list_(ctx: click.Context, owners: tuple[str, ...], types: tuple[str, ...], s
     if overdue:
         where.append("overdue")
     with _database(cfg) as con:
-        as_of, total, found = None, 0, []
+        as_of, total, late, found = None, 0, 0, []
         if has_store(con):
             as_of = latest_as_of(con)
-            total, found = list_exceptions(con, where, params, limit, as_of)
+            total, late, found = list_exceptions(con, where, params, limit, as_of)
     if as_json:
-        _echo_json({"as_of": as_of, "order": _ORDER_HELP, "total": total,
+        _echo_json({"as_of": as_of, "order": _ORDER_HELP, "total": total, "overdue": late,
                     "exceptions": [{c: r.get(c) for c in _LIST_COLUMNS} for r in found]})
         return
     if not found:
         click.echo("no exceptions match" + (f" (as of {as_of})" if as_of else ""))
         return
-    late = sum(1 for r in found if r["overdue"])
-    click.echo(f"As of {as_of} (latest run): {total} match, {late} of those shown past due; {_ORDER_HELP}.")
+    click.echo(f"As of {as_of} (latest run): {total} match, {late} past due (LATE); {_ORDER_HELP}.")
     for line in _table(found):
         click.echo(line)
     if total > len(found):
@@ -192,7 +191,7 @@ def show(ctx: click.Context, exception_id: str, as_json: bool) -> None:
             ex = find_exception(con, exception_id)
         except LookupError as exc:
             raise click.ClickException(str(exc)) from None
-        _, (listed,) = list_exceptions(con, ["exception_id = ?"], [ex["exception_id"]], 1)
+        *_, (listed,) = list_exceptions(con, ["exception_id = ?"], [ex["exception_id"]], 1)
         events = events_of(con, [ex["exception_id"]])
     ex["overdue"], ex["age_days"] = listed["overdue"], listed["age_days"]
     if isinstance(ex.get("lineage"), str):

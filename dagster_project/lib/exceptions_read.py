@@ -104,7 +104,7 @@ def _derived(as_of: dt.date | None) -> tuple[str, list[Any]]:
 
 
 def list_exceptions(con: duckdb.DuckDBPyConnection, where: list[str], params: list[Any], limit: int | None,
-                    as_of: dt.date | None = None) -> tuple[int, list[dict[str, Any]]]:
+                    as_of: dt.date | None = None) -> tuple[int, int, list[dict[str, Any]]]:
     """Exceptions matching SQL conditions, in the owner's order (:data:`QUEUE_ORDER`).
 
     Each row gains ``age_days`` (first seen to the as-of day), ``overdue`` (open or acknowledged and
@@ -118,17 +118,17 @@ def list_exceptions(con: duckdb.DuckDBPyConnection, where: list[str], params: li
         as_of: the as-of day (default: :func:`latest_as_of`).
 
     Returns:
-        The number of matches and the rows.
+        The number of matches, how many of them are past due, and the rows.
     """
     cte, args = _derived(as_of or latest_as_of(con))
     base = f"{cte}select * from x where {' and '.join(where or ['true'])}"
     args += params
-    total = con.execute(f"select count(*) from ({base})", args).fetchall()[0][0]
+    total, overdue = con.execute(f"select count(*), coalesce(count_if(overdue), 0) from ({base})", args).fetchall()[0]
     found = rows(con, f"{base} order by {QUEUE_ORDER}" + (" limit ?" if limit is not None else ""),
                  [*args, *([limit] if limit is not None else [])])
     for row in found:
         row.pop("severity_rank", None)
-    return total, found
+    return total, overdue, found
 
 
 def events_of(con: duckdb.DuckDBPyConnection, exception_ids: list[str]) -> list[dict[str, Any]]:
@@ -162,9 +162,9 @@ def queue_digest(con: duckdb.DuckDBPyConnection, owner: str, top: int) -> dict[s
                       "coalesce(sum(amount_at_risk) filter (where overdue), 0) as overdue_amount "
                       "from q group by currency order by currency nulls last", args)
     oldest_due = con.execute(f"{mine}select min(due_at) from q", args).fetchall()[0][0]
-    total, found = list_exceptions(con, ["owner = ?", "status in ('open', 'acknowledged')"], [owner], top, as_of)
+    total, overdue, found = list_exceptions(con, ["owner = ?", "status in ('open', 'acknowledged')"], [owner], top,
+                                            as_of)
     return {
-        "as_of": as_of, "owner": owner, "open": total,
-        "overdue": sum(v["overdue"] for v in by_severity.values()),
+        "as_of": as_of, "owner": owner, "open": total, "overdue": overdue,
         "by_severity": by_severity, "oldest_due": oldest_due, "money_at_risk": money, "top": found,
     }
