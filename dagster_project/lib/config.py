@@ -154,7 +154,7 @@ _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when built with it: 10x faster to parse
     """SafeLoader that leaves dates as text, so pydantic validates them with a clear message."""
 
 
