@@ -34,7 +34,33 @@ def _date(value: str | None, name: str) -> dt.date | None:
         raise click.BadParameter(f"expected a date as YYYY-MM-DD, got '{value}'", param_hint=name) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _DomainCommands(click.Group):
+    """The root group; each domain's commands load from their module on first use.
+
+    ``recon exceptions list`` then imports the exceptions CLI only, not the report renderer (Jinja)
+    or the contract suites; ``recon --help`` loads them all to print their one-line help.
+    """
+
+    lazy: dict[str, str] = {
+        "contracts": "dagster_project.lib.contracts.cli:contracts",
+        "exceptions": "dagster_project.lib.exceptions_cli:exceptions",
+        "order": "dagster_project.lib.exceptions_cli:order",
+        "report": "dagster_project.lib.reports.cli:report",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy:
+            import importlib
+
+            module, _, attr = self.lazy[name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_DomainCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="RECON_CONFIG", type=click.Path(dir_okay=False),
               help="Project config (YAML). Default: $RECON_CONFIG, else the demo config.")
 @click.pass_context
@@ -370,18 +396,6 @@ def ui(ctx: click.Context, port: int, host: str) -> None:
     click.echo(f"Dagster home: {home}\nOpen http://{host}:{port}")
     dagster = Path(sys.executable).with_name("dagster")
     os.execv(str(dagster), [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)])
-
-
-def _register_domain_commands() -> None:
-    from dagster_project.lib.contracts.cli import contracts
-    from dagster_project.lib.exceptions_cli import exceptions, order
-    from dagster_project.lib.reports.cli import report
-
-    for command in (contracts, exceptions, order, report):
-        cli.add_command(command)
-
-
-_register_domain_commands()
 
 
 def main() -> None:
