@@ -1,7 +1,8 @@
 """A small Dagster resource that opens the project's DuckDB file (through :func:`lib.database.connect`).
 
-``connect`` and ``table_exists`` are re-exported for the Dagster wiring that imports them from here;
-code that runs without Dagster (the CLI's read commands, reports) imports ``lib.database``.
+``connect``, ``table_exists``, ``DatabaseBusyError`` and ``LOCK_WAIT_ENV`` are re-exported for the code
+that imports them from here; code that runs without Dagster (the CLI's read commands, reports)
+imports ``lib.database``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from contextlib import contextmanager
 import dagster as dg
 import duckdb
 
-from dagster_project.lib.database import connect, table_exists
+from dagster_project.lib.database import LOCK_WAIT_ENV, DatabaseBusyError, connect, table_exists
 
-__all__ = ["DuckDBResource", "connect", "table_exists"]
+__all__ = ["LOCK_WAIT_ENV", "DatabaseBusyError", "DuckDBResource", "connect", "table_exists"]
 
 
 class DuckDBResource(dg.ConfigurableResource):
