@@ -194,7 +194,7 @@ def test_show_reads_the_event_log_on_one_clock(mixed):
     escalate(con, cfg, dt.datetime(2026, 10, 5), wall=dt.datetime(2026, 12, 1, 23, 31))
     # an escalation written by an older release: no as-of day, stamped with the as-of clock
     ex_id = exception_id("SO-2", "missing_invoice", "erp")
-    con.execute("update recon.exception_events set as_of_date = null, recorded_at = '2026-10-05 00:00' "
+    con.execute("update recon.exception_events set as_of_date = null, recorded_at = '2026-10-05 00:00:00.000002' "
                 "where exception_id = ? and event_type = 'escalated' and reason like '%step 2/%'", [ex_id])
     con.close()
     data = json.loads(run(mixed, "exceptions", "show", ex_id[:6], "--json").output)

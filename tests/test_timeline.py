@@ -89,7 +89,7 @@ def test_timeline_has_records_states_diffs_and_events_in_order(world):
     assert "shop/orders SO-1: placed EUR 100.00 2 line(s)" in titles[1]
     assert titles[2] == "psp/charges ch_1: charge pending EUR 100.00"
     assert titles[3] == "psp/charges ch_1: charge succeeded EUR 100.00 (status pending -> succeeded)"
-    assert "canonical state PAID, owner revenue-ops" in titles
+    assert "canonical state PAID, state owner revenue-ops" in titles
     assert any(t.startswith("missing_invoice@erp seen as of 2026-10-01") for t in titles)
     assert "missing_invoice@erp gone as of 2026-10-03" in titles
     events = [t for k, t in kinds if k == "exception"]
@@ -97,7 +97,7 @@ def test_timeline_has_records_states_diffs_and_events_in_order(world):
         "missing_invoice@erp opened", "missing_invoice@erp acknowledged",
         "missing_invoice@erp auto_resolved"]
     assert "by ann: chasing ERP" in events[1]
-    assert titles.index("canonical state RECONCILED, owner revenue-ops") > titles.index("erp/documents INV-1: invoice posted EUR 100.00")
+    assert titles.index("canonical state RECONCILED, state owner revenue-ops") > titles.index("erp/documents INV-1: invoice posted EUR 100.00")
     ats = [e["at"] for e in timeline.entries]
     assert ats == sorted(ats)
     # the record landed later than it was written: the landing time is shown

@@ -227,7 +227,9 @@ def show(ctx: click.Context, exception_id: str, as_json: bool) -> None:
                f"{'event':<13} {'status':<28} {'by':<17}")
     for e in events:
         move = e["to_status"] if e["from_status"] == e["to_status"] else f"{e['from_status'] or 'new'} -> {e['to_status']}"
-        owner = f"  owner {e['from_owner'] or ''} -> {e['to_owner']}" if e.get("to_owner") else ""
+        owner = ""
+        if e.get("to_owner"):
+            owner = f"  owner {e['from_owner']} -> {e['to_owner']}" if e.get("from_owner") else f"  owner {e['to_owner']}"
         click.echo(f"  {e['as_of_day']}  {_when(e['recorded_at']):<16}  {e['event_type']:<13} {move:<28} "
                    f"{e['actor']:<17}{owner}  {e['reason'] or ''}")
 
@@ -260,6 +262,9 @@ def queue(ctx: click.Context, owner: str, top: int, as_json: bool) -> None:
                                              for s, c in digest["by_severity"].items() if c["open"]))
     click.echo(f"  oldest due:    {_when(digest['oldest_due'])} UTC")
     for m in digest["money_at_risk"]:
+        if m["currency"] is None:  # diffs about a source or a record without an amount (stale_source, orphans)
+            click.echo(f"  no currency:   {m['exceptions']} exception(s) without a currency")
+            continue
         click.echo(f"  at risk:       {format_money(m['amount'], m['currency']):>18} in {m['exceptions']} "
                    f"exception(s), {format_money(m['overdue_amount'], m['currency'])} past due")
     click.echo(f"\nTop {len(digest['top'])} ({_ORDER_HELP}):")

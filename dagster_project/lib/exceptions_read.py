@@ -33,9 +33,9 @@ QUEUE_ORDER = ("overdue desc, severity_rank, currency nulls last, amount_at_risk
                "due_at nulls last, exception_id")
 _SEVERITY_RANK = "coalesce(list_position(['critical', 'high', 'medium', 'low'], severity), 5)"
 # The as-of day of an event: its own, else (escalations written by older releases, stamped with the as-of
-# clock instead of the wall clock) the day whose end that clock was; those sort after the day's other events,
-# as the nightly escalates after it syncs.
-EVENT_AS_OF = "coalesce(as_of_date, cast(recorded_at - interval 1 microsecond as date))"
+# clock, midnight plus a microsecond per event of the write, instead of the wall clock) the day whose end
+# that clock was; those sort after the day's other events, as the nightly escalates after it syncs.
+EVENT_AS_OF = "coalesce(as_of_date, cast(recorded_at - interval 1 minute as date))"
 
 
 def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

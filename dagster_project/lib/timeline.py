@@ -102,7 +102,7 @@ def build_timeline(con: duckdb.DuckDBPyConnection, config: ReconConfig | None, o
                 continue
             title = f"canonical state {row['state']}" + (f" ({row['hold_reason']})" if row["hold_reason"] else "")
             if previous is None or previous["state"] != row["state"]:
-                title += f", owner {row['state_owner']}"
+                title += f", state owner {row['state_owner']}"
             elif previous["state_owner"] != row["state_owner"]:
                 title = f"state owner {previous['state_owner']} -> {row['state_owner']}"
             entries.append(_entry(cutoff(row["as_of_date"]), "state", title, as_of_date=row["as_of_date"],
@@ -110,7 +110,7 @@ def build_timeline(con: duckdb.DuckDBPyConnection, config: ReconConfig | None, o
                                   from_state=previous["state"] if previous else None))
             previous = row
     elif order is not None:
-        entries.append(_entry(cutoff(order["as_of_date"]), "state", f"canonical state {order['state']}, owner "
+        entries.append(_entry(cutoff(order["as_of_date"]), "state", f"canonical state {order['state']}, state owner "
                               f"{order.get('state_owner')}", as_of_date=order["as_of_date"], state=order["state"]))
 
     # 3. diffs, as runs of consecutive as-of days
