@@ -24,12 +24,12 @@ DEFAULT_DEMO_DAYS = 7
 DEFAULT_DEMO_SEED = 7
 
 
-def _load(ctx: click.Context, check_schedule: bool = True) -> ReconConfig:
-    """The config; read commands pass ``check_schedule=False``: no cron check, no partition end (both Dagster's)."""
+def _load(ctx: click.Context, run_checks: bool = True) -> ReconConfig:
+    """The config; read commands pass ``run_checks=False``: none of the runs' checks, no partition end."""
     path = ctx.obj["config_path"]
     try:
-        config = load_config(path, check_schedule=check_schedule)
-        if (check_schedule and config.project.end_date is None
+        config = load_config(path, run_checks=run_checks)
+        if (run_checks and config.project.end_date is None
                 and Path(path).resolve() == DEMO_CONFIG_PATH.resolve()):
             end = _demo_end_date(config)
             if end is not None:  # the demo's partitions end with its data (the UI inherits the variable)
@@ -322,7 +322,7 @@ def summary(ctx: click.Context, date_: str | None, as_json: bool) -> None:
     from dagster_project.lib.database import connect
     from dagster_project.lib.summary import build_summary, render_summary
 
-    cfg = _load(ctx, check_schedule=False)
+    cfg = _load(ctx, run_checks=False)
     if not cfg.duckdb_path.exists():
         raise click.ClickException(f"no database at {cfg.duckdb_path}: run `recon run --date D` or `recon demo` first")
     con = connect(cfg.duckdb_path, read_only=True)
@@ -344,7 +344,7 @@ def sql(ctx: click.Context, query: str, limit: int, as_json: bool = False) -> No
 
     from dagster_project.lib.database import connect
 
-    cfg = _load(ctx, check_schedule=False)
+    cfg = _load(ctx, run_checks=False)
     if not cfg.duckdb_path.exists():
         raise click.ClickException(f"no database at {cfg.duckdb_path}")
     con = connect(cfg.duckdb_path, read_only=True)

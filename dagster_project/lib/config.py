@@ -286,7 +286,9 @@ class SystemConfig(_Strict):
     streams: dict[str, StreamConfig]
 
     @model_validator(mode="after")
-    def _connector_options(self) -> SystemConfig:
+    def _connector_options(self, info: ValidationInfo) -> SystemConfig:
+        if (info.context or {}).get("run_checks") is False:
+            return self  # only syncs read the options; the CLI's read commands skip the spec (and jsonschema)
         if self.connector == "file_drop":
             if not self.path:
                 raise ValueError("connector file_drop needs 'path' (the folder the files are dropped in)")
@@ -329,8 +331,8 @@ class ScheduleConfig(_Strict):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str, info: ValidationInfo) -> str:
-        if (info.context or {}).get("check_schedule") is False:
-            return value  # a caller that never schedules (the CLI's read commands) skips the Dagster import
+        if (info.context or {}).get("run_checks") is False:
+            return value  # a caller that never runs or schedules (the CLI's read commands) skips the Dagster import
         # Dagster's own check, so that what validates here is what the schedule accepts.
         from dagster._utils.schedules import is_valid_cron_schedule
 
@@ -655,14 +657,15 @@ def resolve_config_path(path: str | os.PathLike[str] | None = None) -> Path:
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None, *,
-                check_schedule: bool = True) -> ReconConfig:
+                run_checks: bool = True) -> ReconConfig:
     """Read, interpolate and validate a config file.
 
     Args:
         path: the YAML file; defaults to $RECON_CONFIG or the demo config.
         env: environment for ``${VAR:-default}`` interpolation; defaults to os.environ.
-        check_schedule: check ``schedule.cron`` with Dagster's cron parser, which imports Dagster
-            (about half a second); commands that never schedule (the CLI's read commands) pass False.
+        run_checks: also check what only runs use: ``schedule.cron`` with Dagster's cron parser (it
+            imports Dagster, about half a second) and each system's connector and ``options`` against
+            its connector's spec (jsonschema). The CLI's read commands, which never run or sync, pass False.
 
     Returns:
         The validated configuration.
@@ -685,7 +688,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     if problems:
         raise ConfigError(f"invalid config {config_path}:\n" + "\n".join(f"  {p}" for p in problems))
     try:
-        config = ReconConfig.model_validate(data, context={"check_schedule": check_schedule})
+        config = ReconConfig.model_validate(data, context={"run_checks": run_checks})
     except ValidationError as exc:
         raise ConfigError(_format_errors(config_path, exc, _line_index(text))) from None
     config.source_file = config_path

@@ -44,8 +44,8 @@ _ORDER_HELP = "past due first, then severity (critical first), then the largest 
 
 
 def _config(ctx: click.Context) -> ReconConfig:
-    try:  # nothing here schedules runs: the cron is checked by `recon config validate` and the runs
-        return load_config((ctx.obj or {}).get("config_path"), check_schedule=False)
+    try:  # nothing here runs or syncs: the cron and connector options are checked by `config validate` and runs
+        return load_config((ctx.obj or {}).get("config_path"), run_checks=False)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
