@@ -24,7 +24,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config  # noqa: E402
 from dagster_project.lib.contracts.runner import validate_stream  # noqa: E402
 from dagster_project.lib.contracts.suites import generate_suites  # noqa: E402
-from dagster_project.lib.duckdb_resource import connect  # noqa: E402
+from dagster_project.lib.database import connect  # noqa: E402
 
 
 def build(con, rows: int, bad_rate: float, now: dt.datetime) -> None:

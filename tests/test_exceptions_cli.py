@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
-from dagster_project.lib.duckdb_resource import connect
+from dagster_project.lib.database import connect
 from dagster_project.lib.exceptions_cli import exceptions, order
 from dagster_project.lib.exceptions_store import exception_id, sync_exceptions
 

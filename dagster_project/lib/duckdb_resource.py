@@ -1,9 +1,5 @@
-"""A small Dagster resource that opens the project's DuckDB file (through :func:`lib.database.connect`).
-
-``connect``, ``table_exists``, ``DatabaseBusyError`` and ``LOCK_WAIT_ENV`` are re-exported for the code
-that imports them from here; code that runs without Dagster (the CLI's read commands, reports)
-imports ``lib.database``.
-"""
+"""A small Dagster resource that opens the project's DuckDB file (through :func:`lib.database.connect`,
+which is what code without Dagster, the CLI's read commands and the reports, uses directly)."""
 
 from __future__ import annotations
 
@@ -13,9 +9,7 @@ from contextlib import contextmanager
 import dagster as dg
 import duckdb
 
-from dagster_project.lib.database import LOCK_WAIT_ENV, DatabaseBusyError, connect, table_exists
-
-__all__ = ["LOCK_WAIT_ENV", "DatabaseBusyError", "DuckDBResource", "connect", "table_exists"]
+from dagster_project.lib.database import connect
 
 
 class DuckDBResource(dg.ConfigurableResource):

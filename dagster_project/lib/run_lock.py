@@ -142,7 +142,7 @@ def fail_abandoned_runs(instance: Any, duckdb_path: Path, echo: Callable[[str], 
 def _interrupt_syncs(duckdb_path: Path, echo: Callable[[str], Any]) -> None:
     if not Path(duckdb_path).exists():
         return
-    from dagster_project.lib.duckdb_resource import connect, table_exists
+    from dagster_project.lib.database import connect, table_exists
 
     con = connect(duckdb_path)
     try:

@@ -189,9 +189,9 @@ def dry_run_day(config: ReconConfig, day: dt.date, echo=print):
     from dagster_project.definitions import build_definitions_for
     from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
     from dagster_project.lib.contract_diffs import system_diffs
+    from dagster_project.lib.database import connect
     from dagster_project.lib.diffs import diffs_for, stale_systems
     from dagster_project.lib.dry_run import plan_exceptions
-    from dagster_project.lib.duckdb_resource import connect
 
     if day < config.project.start_date:
         raise ValueError(f"{day} is before the configured start date {config.project.start_date}")

@@ -23,7 +23,7 @@ import duckdb
 import pytest
 
 from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
-from dagster_project.lib.duckdb_resource import LOCK_WAIT_ENV, DatabaseBusyError, connect
+from dagster_project.lib.database import LOCK_WAIT_ENV, DatabaseBusyError, connect
 from ingestion.demo.generator import generate
 
 pytestmark = pytest.mark.slow

@@ -60,7 +60,7 @@ def generate(ctx: click.Context, system: str | None) -> None:
 def check(ctx: click.Context, system: str | None, docs_dir: Path | None, record: bool) -> None:
     """Run the contract suites against the landed tables and print a verdict (exit 1 on any failure)."""
     from dagster_project.lib.contracts.runner import validate_all
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
 
     cfg = _load(ctx)
     if not cfg.duckdb_path.is_file():
