@@ -170,17 +170,23 @@ def _convert(expr: str, incoming: str, target: str) -> str:
     return f"CAST({expr} AS {target})"
 
 
-def _text_widening(target: str, incoming: str) -> bool:
-    """Whether landing ``incoming`` in a ``target`` column would turn the column into text."""
+def _held(target: str, incoming: str, declared: str | None) -> bool:
+    """Whether a mapped column of type ``target`` keeps its type for a batch of ``incoming`` values
+    (each cast, the misfits quarantined) instead of widening: always when widening would turn it into
+    text; and for a declared integer type (a minor-unit amount), for anything but integers (a
+    fraction of a cent, 1e30)."""
+    if declared and declared.upper() in _INTS:
+        return _UNSIGNED_AS.get(incoming.upper(), incoming.upper()) not in _INTS
     return target.upper() not in ("VARCHAR", "JSON") and supertype(target, incoming).upper() == "VARCHAR"
 
 
 def _strict_cast(expr: str, target: str) -> str:
     """``expr`` cast to ``target``, NULL when it does not fit; blank text is NULL, and an integer
-    type takes whole-number text only (DuckDB would round ``'12.5'`` to 13)."""
+    type takes whole numbers only (``12`` or ``12.0``; DuckDB would round ``'12.5'`` to 13)."""
     text = f"nullif(trim(CAST({expr} AS VARCHAR)), '')"
     if target.upper() in _INTS or target.upper() in _UNSIGNED_AS:
-        return f"CASE WHEN regexp_full_match({text}, '[+-]?[0-9]+') THEN try_cast({text} AS {target}) END"
+        whole = f"regexp_extract({text}, '^([+-]?[0-9]+)(\\.0*)?$', 1)"
+        return f"try_cast(nullif({whole}, '') AS {target})"
     return f"try_cast({text} AS {target})"
 
 
@@ -488,7 +494,7 @@ class DuckDBDestination:
         assert batch.staged is not None
         table = self.table_name(ctx.system, ctx.stream)
         current = {n.lower(): (n, t) for n, t in existing}
-        mapped = {k.lower() for k in ctx.mapped_columns}
+        mapped = {k.lower(): t for k, t in ctx.mapped_columns.items()}
         selects: list[str] = []
         changes: list[dict[str, Any]] = []
         casts: list[tuple[str, str, str]] = []
@@ -509,7 +515,7 @@ class DuckDBDestination:
             if col_type.upper() == incoming.upper():
                 selects.append(f"{src} AS {quote_ident(col_name)}")
                 continue
-            if target.lower() in mapped and _text_widening(col_type, incoming):
+            if target.lower() in mapped and _held(col_type, incoming, mapped[target.lower()]):
                 casts.append((name, col_name, col_type))
                 changes.append(
                     {
@@ -564,7 +570,7 @@ class DuckDBDestination:
         create = []
         for n, t in staged.columns:
             declared = mapped.get(self._target_name(n).lower(), (n, None))[1]
-            create.append((n, declared if declared and _text_widening(declared, t) else t))
+            create.append((n, declared if declared and _held(declared, t, declared) else t))
         existing = self.ensure_table(ctx, create)
         selects, changes, casts = self._evolve(ctx, batch, existing, stats)
         cast_fields = {c for _, c, _ in casts}
