@@ -30,6 +30,7 @@ from ingestion.protocol import ConfigError
 from ingestion.sync import SyncResult, sync_stream
 
 DAY = date(2026, 11, 2)
+NEXT = date(2026, 11, 3)
 
 PAY_FIELDS = {
     "payment_id": "txn_id", "order_id": "order_ref",
@@ -299,3 +300,106 @@ def config_yaml(root: Path, cron: str = "0 2 * * *") -> str:
                                   "status_conflict": 0, "amount_mismatch": 0}},
     }
     return yaml.safe_dump(cfg, sort_keys=False)
+
+
+EVIL = "SO-X'; drop table x; --"
+LARGE = "1000000000000.1200"  # 10^12 with 4 decimals, a whole number of cents
+FUTURE = "2099-12-31T00:00:00Z"
+
+
+def deliver(data: Path, *, corrected: bool) -> None:
+    """Every bad-input class at once in two systems' files; ``corrected``: the same files re-exported right."""
+    sales = [order("W1"), order("W2"), order(f'"{EVIL}"'), order("W3"), order("W3"),
+             order("W4", placed=FUTURE), order("W5", "1e30"), order("W6", LARGE)]
+    if corrected:
+        sales += [order("W9"), order("W10"), order("W11"), order("W12")]
+    else:
+        sales += [order(""), order("", buyer="K2"), order("W11") + ",1,2", order("W12", buyer="K\xff")]
+    day = NEXT if corrected else DAY  # re-exported the next evening
+    write(data / "shop" / "d1.csv", csv(*sales).encode("latin-1"), day=day)
+    header = ORDERS_HEADER if corrected else ORDERS_HEADER.replace("Cur,", "")
+    rows = [order("W7"), order("W8")]
+    if not corrected:
+        rows = [",".join(p for i, p in enumerate(r.split(",")) if i != 3) for r in rows]
+    write(data / "shop" / "d2.csv", csv(*rows, header=header), day=day)
+    txns = [txn("T1", "W1", 1000), txn("T2", "W2", 1000), txn("T6", "W6", 100000000000012),
+            txn("T7", "W7", 1000), txn("T8", "W8", 1000), txn("T11", "W11", 1000), txn("T12", "W12", 1000),
+            txn("T3", "W3", 1000 if corrected else "ten euros"),
+            txn("T4", "W4", 1000) if corrected else '{"txn_id": "T4", "order_ref": "W4", "amo']
+    write(data / "gate" / "d1.jsonl", jsonl(*txns), day=day)
+
+
+def exceptions(db: Path) -> dict[str, dict[str, Any]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cursor = con.execute("select * from recon.exceptions")
+        names = [d[0] for d in cursor.description]
+        return {r[names.index("order_id")] + "|" + r[names.index("diff_type")]: dict(zip(names, r, strict=True))
+                for r in cursor.fetchall()}
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_every_class_at_once_through_the_nightly_then_corrected(tmp_path: Path, recon_home: Path) -> None:
+    from dagster_project.lib.runner import run_days
+
+    path = tmp_path / "recon.yaml"
+    path.write_text(config_yaml(tmp_path))
+    expectations = tmp_path / "state" / "expectations"
+    expectations.mkdir(parents=True)
+    (expectations / "overrides.yml").write_text("defaults:\n  amount_max: 10000000000000\n")  # 10^13: B2B
+    config = load_config(path)
+    deliver(tmp_path / "data", corrected=False)
+    lines: list[str] = []
+    [night] = run_days(config, [DAY], echo=lines.append)
+    assert night.success, "\n".join(lines)
+
+    con = duckdb.connect(str(config.duckdb_path), read_only=True)
+    try:
+        runs = con.execute("select system, records_read, records_landed, records_quarantined from recon_meta.sync_runs "
+                           "where status like 'succeeded%'").fetchall()
+        assert {r[0]: r[1:] for r in runs} == {"shop": (14, 10, 4), "gate": (9, 7, 2)}  # in = landed + quarantined
+        assert con.execute("select data_type from duckdb_columns() where table_name = 'txns' "
+                           "and column_name = 'amount_minor'").fetchall() == [("BIGINT",)]
+        diffs = {(o, t, s): c for o, t, s, c in con.execute(
+            "select order_id, diff_type, system, reproduce_command from marts.fct_order_diffs "
+            f"where as_of_date = date '{DAY}'").fetchall()}
+    finally:
+        con.close()
+    ex = exceptions(config.duckdb_path)
+    landing = {k: v for k, v in ex.items() if v["rule"] == "landing quarantine"}
+    # Connector quarantines: one exception per file and reason, with the count; nothing vanishes.
+    assert {k.split("|")[0]: json.loads(v["actual_value"])["rows_not_landed"] for k, v in landing.items()} == {
+        "<shop.sales: d1.csv: TOO MANY COLUMNS>": 1,
+        "<shop.sales: d1.csv: INVALID ENCODING>": 1,
+        "<shop.sales: d2.csv: missing column Cur>": 2,  # the file rejected whole: one exception, not one per row
+        "<gate.txns: d1.jsonl: malformed JSON>": 1,
+        "<gate.txns: d1.jsonl: column amount_minor>": 1,
+    }
+    assert all(v["status"] == "open" and v["owner"] for v in landing.values())
+    # Two rows without a key: two exceptions, neither absorbed into the other.
+    keyless = [k for k in ex if k.startswith("<shop.sales: no key, d1.csv record ")]
+    assert len(keyless) == 2, sorted(ex)
+    # Contract row rules: the timestamp far in the future and the absurd amount; the large amount passes.
+    assert "PlacedAt is not later than the sync" in ex["W4|contract_violation"]["expected_value"]
+    assert "Gross is non-negative and at most 1e+13" in ex["W5|contract_violation"]["expected_value"]
+    assert not [d for d in diffs if d[0] == "W6"] and "W6|contract_violation" not in ex
+    # A duplicate key is the reconciliation's finding; a SQL-looking id is quoted for the shell.
+    assert ("W3", "duplicate_record", "shop") in diffs
+    [command] = [c for (o, _, _), c in diffs.items() if o == EVIL]
+    assert shlex.split(command)[:3] == ["recon", "order", EVIL]
+
+    # The same files re-exported corrected: the next night passes and the landing exceptions resolve.
+    deliver(tmp_path / "data", corrected=True)
+    [night] = run_days(config, [NEXT], echo=lines.append)
+    assert night.success, "\n".join(lines)
+    after = exceptions(config.duckdb_path)
+    assert {after[k]["status"] for k in landing} == {"auto_resolved"}
+    assert {after[k]["status"] for k in ("W7|orphan_record", "W11|orphan_record")} == {"auto_resolved"}
+    con = duckdb.connect(str(config.duckdb_path), read_only=True)
+    try:
+        assert con.execute("select data_type from duckdb_columns() where table_name = 'txns' "
+                           "and column_name = 'amount_minor'").fetchall() == [("BIGINT",)]
+    finally:
+        con.close()
