@@ -50,6 +50,7 @@ ORDER_FIELDS = {
     "ordered_at": {"from": "PlacedAt", "type": "timestamp"},
     "updated_at": {"from": "ChangedAt", "type": "timestamp"},
 }
+EVIL = "SO-X'; drop table x; --"
 ORDERS_HEADER = "Ref,Buyer,State,Cur,Gross,Lines,PlacedAt,ChangedAt"
 
 
@@ -240,10 +241,9 @@ def test_amounts_far_too_large_and_large_legitimate_ones(orders: Landing, paymen
 
 
 def test_sql_looking_ids_land_verbatim(orders: Landing) -> None:
-    evil = "SO-X'; drop table x; --"
-    write(orders.folder / "a.csv", csv(order(f'"{evil}"'), order('"W2"""')))
+    write(orders.folder / "a.csv", csv(order(f'"{EVIL}"'), order('"W2"""')))
     assert orders.land().records_landed == 2
-    assert orders.q("select Ref from raw_t.s order by Ref") == [(evil,), ('W2"',)]
+    assert orders.q("select Ref from raw_t.s order by Ref") == [(EVIL,), ('W2"',)]
 
 
 def test_empty_zero_byte_and_header_only_files_land_nothing(orders: Landing, payments: Landing) -> None:
@@ -281,6 +281,16 @@ def test_a_bad_cron_fails_config_validate(tmp_path: Path) -> None:
     assert CliRunner().invoke(cli, ["--config", str(path), "config", "validate"], obj={}, env={}).exit_code == 0
 
 
+def test_a_sql_looking_id_is_quoted_in_notification_timeline_links(tmp_path: Path) -> None:
+    from dagster_project.lib.notifications.outbox import _timeline
+
+    path = tmp_path / "recon.yaml"
+    path.write_text(config_yaml(tmp_path))
+    assert shlex.split(_timeline(load_config(path), EVIL)) == ["recon", "order", EVIL]
+    path.write_text(config_yaml(tmp_path) + "notifications:\n  timeline_url: https://r.example/orders/{order_id}\n")
+    assert _timeline(load_config(path), EVIL) == "https://r.example/orders/SO-X%27%3B%20drop%20table%20x%3B%20--"
+
+
 # ---- every class at once, through one real nightly ------------------------------------------------
 
 
@@ -302,7 +312,6 @@ def config_yaml(root: Path, cron: str = "0 2 * * *") -> str:
     return yaml.safe_dump(cfg, sort_keys=False)
 
 
-EVIL = "SO-X'; drop table x; --"
 LARGE = "1000000000000.1200"  # 10^12 with 4 decimals, a whole number of cents
 FUTURE = "2099-12-31T00:00:00Z"
 
@@ -343,6 +352,7 @@ def exceptions(db: Path) -> dict[str, dict[str, Any]]:
 @pytest.mark.slow
 def test_every_class_at_once_through_the_nightly_then_corrected(tmp_path: Path, recon_home: Path) -> None:
     from dagster_project.lib.runner import run_days
+    from dagster_project.lib.summary import build_summary
 
     path = tmp_path / "recon.yaml"
     path.write_text(config_yaml(tmp_path))
@@ -365,6 +375,7 @@ def test_every_class_at_once_through_the_nightly_then_corrected(tmp_path: Path, 
         diffs = {(o, t, s): c for o, t, s, c in con.execute(
             "select order_id, diff_type, system, reproduce_command from marts.fct_order_diffs "
             f"where as_of_date = date '{DAY}'").fetchall()}
+        assert build_summary(con, config, DAY).quarantined == 6  # a rejected file counts its rows
     finally:
         con.close()
     ex = exceptions(config.duckdb_path)
