@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from test_deliveries import SYSTEMS
 
 from dagster_project.lib.config import ConfigError as ReconConfigError
 from dagster_project.lib.config import load_config
@@ -32,24 +33,8 @@ from ingestion.sync import SyncResult, sync_stream
 DAY = date(2026, 11, 2)
 NEXT = date(2026, 11, 3)
 
-PAY_FIELDS = {
-    "payment_id": "txn_id", "order_id": "order_ref",
-    "kind": {"from": "kind", "values": {"capture": "charge", "refund": "refund"}},
-    "status": {"from": "result", "values": {"ok": "succeeded", "declined": "failed"}},
-    "currency": {"from": "ccy", "transform": "upper"},
-    "amount": {"from": "amount_minor", "type": "decimal", "unit": "minor"},
-    "captured_at": {"from": "at", "type": "timestamp"},
-    "updated_at": {"from": "at", "type": "timestamp"},
-}
-ORDER_FIELDS = {
-    "order_id": "Ref", "customer_id": "Buyer",
-    "status": {"from": "State", "values": {"open": "placed", "storno": "cancelled"}},
-    "currency": {"from": "Cur", "transform": "upper"},
-    "total_amount": {"from": "Gross", "type": "decimal"},
-    "line_count": {"from": "Lines", "type": "integer"},
-    "ordered_at": {"from": "PlacedAt", "type": "timestamp"},
-    "updated_at": {"from": "ChangedAt", "type": "timestamp"},
-}
+# The field mappings of the delivery tests' web shop (CSV) and payment gateway (JSONL, minor units).
+ORDER_FIELDS, PAY_FIELDS = SYSTEMS["webshop"][5], SYSTEMS["paygate"][5]
 EVIL = "SO-X'; drop table x; --"
 ORDERS_HEADER = "Ref,Buyer,State,Cur,Gross,Lines,PlacedAt,ChangedAt"
 
