@@ -18,9 +18,10 @@ Mapped columns (``SyncContext.mapped_columns``: the columns the stream's field m
 the type the mapping declares, if any) are held to the stream's types instead, so that one bad file
 never retypes the stream:
 - a new table takes the declared type of a mapped column whose first file has text in it;
-- a mapped column whose values would widen it to text keeps its type (declared, else the table's
-  established one). Each value is cast explicitly (an integer only from whole-number text); a row
-  whose value does not cast is quarantined (file, line, column, value, reason) and the rest lands;
+- a mapped column whose values would widen it to text (or, for a declared integer type, to anything
+  but a wider integer) keeps its type (declared, else the table's established one). Each value is
+  cast explicitly (an integer only from a whole number); a row whose value does not cast is
+  quarantined (file, line, column, value, reason) and the rest lands;
 - a file in which *every* value of such a column fails the cast (the column was retyped), or that
   lacks a mapped column the stream has (removed or renamed), is rejected as a whole: none of its
   rows lands, and one quarantine row says why (``records`` = the rows it stands for).
