@@ -126,10 +126,10 @@ def main() -> None:
         timings[label] = time.perf_counter() - t
         return rows
 
-    get_dbt_project(config)
+    project_dir = str(get_dbt_project(config).project_dir)
     set_dbt_env(config)
     dbt = str(Path(sys.executable).with_name("dbt"))
-    base = [dbt, "build", "--project-dir", str(ROOT / "dbt_project"), "--profiles-dir", str(ROOT / "dbt_project"),
+    base = [dbt, "build", "--project-dir", project_dir, "--profiles-dir", project_dir,
             "--vars", json.dumps(config.dbt_vars(), sort_keys=True), "--exclude", "test_type:unit", "--quiet"]
 
     def build(label: str, day: dt.date, db: Path = config.duckdb_path, *extra: str) -> None:

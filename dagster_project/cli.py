@@ -10,7 +10,13 @@ from pathlib import Path
 
 import click
 
-from dagster_project.lib.config import ConfigError, ReconConfig, load_config, resolve_config_path
+from dagster_project.lib.config import (
+    DEMO_CONFIG_PATH,
+    ConfigError,
+    ReconConfig,
+    load_config,
+    resolve_config_path,
+)
 
 DEFAULT_DEMO_ORDERS = 5000
 DEFAULT_DEMO_DAYS = 7
@@ -18,10 +24,25 @@ DEFAULT_DEMO_SEED = 7
 
 
 def _load(ctx: click.Context) -> ReconConfig:
+    path = ctx.obj["config_path"]
     try:
-        return load_config(ctx.obj["config_path"])
+        config = load_config(path)
+        if config.project.end_date is None and Path(path).resolve() == DEMO_CONFIG_PATH.resolve():
+            end = _demo_end_date(config)
+            if end is not None:  # the demo's partitions end with its data (the UI inherits the variable)
+                os.environ["RECON_END_DATE"] = end
+                config = load_config(path)
+        return config
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _demo_end_date(config: ReconConfig) -> str | None:
+    """The last day of the generated demo data (its manifest), if there is any."""
+    try:
+        return json.loads((_demo_data_dir(config) / "manifest.json").read_text())["end_date"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _date(value: str | None, name: str) -> dt.date | None:
@@ -202,11 +223,13 @@ def demo(ctx: click.Context, orders: int, days: int, seed: int, fresh: bool) -> 
         ctx.invoke(demo_data, out_dir=str(data_dir), orders=orders, days=days, seed=seed, start=None,
                    rates=(), no_outage=False)
     meta = json.loads(manifest.read_text())
+    os.environ["RECON_END_DATE"] = meta["end_date"]  # the partitions end with the data just generated
+    cfg = _load(ctx)
     first = dt.date.fromisoformat(meta["start_date"])
     last = dt.date.fromisoformat(meta["end_date"])
     click.echo(f"Running the nightly reconciliation through Dagster for {first} .. {last}:")
     started = time.perf_counter()
-    results = run_days(cfg, days_between(first, last), echo=click.echo)
+    results = run_days(cfg, days_between(first, last), echo=click.echo, command="recon demo")
     if not all(r.success for r in results):
         raise click.ClickException("a run failed; see the error above and the run in the Dagster UI (make ui)")
     click.echo(f"All {len(results)} days ran in {time.perf_counter() - started:.0f}s.\n")
@@ -222,8 +245,9 @@ def demo(ctx: click.Context, orders: int, days: int, seed: int, fresh: bool) -> 
 @click.option("--dry-run", is_flag=True,
               help="Show which exceptions this config would open, update and resolve, without touching them.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
+@click.option("--wait", is_flag=True, help="If another run of this config is in progress, wait for it (default: fail).")
 @click.pass_context
-def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: bool) -> None:
+def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: bool, wait: bool) -> None:
     """Run the nightly job for a day or a range, through Dagster (recorded in the Dagster instance)."""
     from dagster_project.lib.runner import days_between, dry_run_day, run_days
 
@@ -241,7 +265,7 @@ def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: 
         return
     try:
         days = days_between(first, last)
-        results = run_days(cfg, days, echo=click.echo)
+        results = run_days(cfg, days, echo=click.echo, wait=wait)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if not all(r.success for r in results):
@@ -323,16 +347,16 @@ def docs(ctx: click.Context, serve: bool, port: int) -> None:
     """Generate dbt docs (every model and column described, with lineage) for analysts."""
     import subprocess
 
-    from dagster_project.lib.dbt_project import DBT_PROJECT_DIR, dbt_target_dir, get_dbt_project, set_dbt_env
+    from dagster_project.lib.dbt_project import dbt_target_dir, get_dbt_project, set_dbt_env
 
     cfg = _load(ctx)
     if not cfg.duckdb_path.exists():
         raise click.ClickException(f"no database at {cfg.duckdb_path}: run `recon demo` or `recon run` first")
-    get_dbt_project(cfg)
+    project_dir = str(get_dbt_project(cfg).project_dir)
     set_dbt_env(cfg)
     target = dbt_target_dir(cfg).parent / "docs"
     dbt = str(Path(sys.executable).with_name("dbt"))
-    common = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+    common = ["--project-dir", project_dir, "--profiles-dir", project_dir,
               "--vars", json.dumps(cfg.dbt_vars(), sort_keys=True), "--target-path", str(target)]
     env = {**os.environ, "RECON_AS_OF_DATE": os.environ.get("RECON_AS_OF_DATE", str(cfg.project.start_date))}
     subprocess.run([dbt, "--quiet", "docs", "generate", *common], check=True, env=env)
@@ -381,7 +405,14 @@ def main() -> None:
     # Dagster flags backfill_policy as beta on every load; say it once in the docs, not on every command.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
-    cli(obj={})
+    from dagster_project.lib.duckdb_resource import DatabaseBusyError
+    from dagster_project.lib.run_lock import RunInProgressError
+
+    try:
+        cli(obj={})
+    except (RunInProgressError, DatabaseBusyError) as exc:  # said plainly, never as a stack trace
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -335,10 +335,24 @@ class ProjectConfig(_Strict):
     duckdb_path: str = ".recon/warehouse.duckdb"
     state_dir: str = ".recon"
     start_date: dt.date
+    # The last as-of day (last Dagster partition); none: up to yesterday, as a nightly needs. A demo or
+    # a bounded backfill sets it so the UI's partitions match the data.
+    end_date: dt.date | None = None
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     # The GX File Data Context holding this config's contract suites; default <state_dir>/expectations
     # (see dagster_project/lib/contracts/suites.py: expectations_dir_for).
     expectations_dir: str | None = None
+
+    @field_validator("end_date", mode="before")
+    @classmethod
+    def _empty_end_date(cls, value: Any) -> Any:
+        return None if value == "" else value  # `${RECON_END_DATE:-}` unset
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> ProjectConfig:
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
 
 
 class AmountTolerance(_Strict):
