@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -23,11 +24,13 @@ DEFAULT_DEMO_DAYS = 7
 DEFAULT_DEMO_SEED = 7
 
 
-def _load(ctx: click.Context) -> ReconConfig:
+def _load(ctx: click.Context, run_checks: bool = True) -> ReconConfig:
+    """The config; read commands pass ``run_checks=False``: none of the runs' checks, no partition end."""
     path = ctx.obj["config_path"]
     try:
-        config = load_config(path)
-        if config.project.end_date is None and Path(path).resolve() == DEMO_CONFIG_PATH.resolve():
+        config = load_config(path, run_checks=run_checks)
+        if (run_checks and config.project.end_date is None
+                and Path(path).resolve() == DEMO_CONFIG_PATH.resolve()):
             end = _demo_end_date(config)
             if end is not None:  # the demo's partitions end with its data (the UI inherits the variable)
                 os.environ["RECON_END_DATE"] = end
@@ -54,7 +57,33 @@ def _date(value: str | None, name: str) -> dt.date | None:
         raise click.BadParameter(f"expected a date as YYYY-MM-DD, got '{value}'", param_hint=name) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _DomainCommands(click.Group):
+    """The root group; each domain's commands load from their module on first use.
+
+    ``recon exceptions list`` then imports the exceptions CLI only, not the report renderer (Jinja)
+    or the contract suites; ``recon --help`` loads them all to print their one-line help.
+    """
+
+    lazy: dict[str, str] = {
+        "contracts": "dagster_project.lib.contracts.cli:contracts",
+        "exceptions": "dagster_project.lib.exceptions_cli:exceptions",
+        "order": "dagster_project.lib.exceptions_cli:order",
+        "report": "dagster_project.lib.reports.cli:report",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy:
+            import importlib
+
+            module, _, attr = self.lazy[name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_DomainCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="RECON_CONFIG", type=click.Path(dir_okay=False),
               help="Project config (YAML). Default: $RECON_CONFIG, else the demo config.")
 @click.pass_context
@@ -274,7 +303,7 @@ def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: 
 
 
 def _print_summary(cfg: ReconConfig, as_of: dt.date) -> None:
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
     from dagster_project.lib.summary import build_summary, render_summary
 
     con = connect(cfg.duckdb_path, read_only=True)
@@ -290,10 +319,10 @@ def _print_summary(cfg: ReconConfig, as_of: dt.date) -> None:
 @click.pass_context
 def summary(ctx: click.Context, date_: str | None, as_json: bool) -> None:
     """Print the reconciliation summary for a day."""
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
     from dagster_project.lib.summary import build_summary, render_summary
 
-    cfg = _load(ctx)
+    cfg = _load(ctx, run_checks=False)
     if not cfg.duckdb_path.exists():
         raise click.ClickException(f"no database at {cfg.duckdb_path}: run `recon run --date D` or `recon demo` first")
     con = connect(cfg.duckdb_path, read_only=True)
@@ -313,30 +342,40 @@ def sql(ctx: click.Context, query: str, limit: int, as_json: bool = False) -> No
     """Run a read-only SQL query against the reconciliation database and print the result."""
     import duckdb
 
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
 
-    cfg = _load(ctx)
+    cfg = _load(ctx, run_checks=False)
     if not cfg.duckdb_path.exists():
         raise click.ClickException(f"no database at {cfg.duckdb_path}")
     con = connect(cfg.duckdb_path, read_only=True)
     try:
         cursor = con.execute(query)
-        if as_json:
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-            click.echo(json.dumps(rows, default=str))
-            return
-        frame = cursor.df()
+        names = [d[0] for d in cursor.description] if cursor.description else []
+        rows = cursor.fetchall() if names else []
     except duckdb.Error as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         con.close()
-    import pandas as pd
+    if as_json:
+        click.echo(json.dumps([dict(zip(names, row, strict=True)) for row in rows], default=str))
+        return
+    click.echo(_text_table(names, rows[:limit]))
+    if len(rows) > limit:
+        click.echo(f"... {len(rows) - limit:,} more rows (use --limit)")
 
-    with pd.option_context("display.max_columns", 50, "display.width", 200):
-        click.echo(frame.head(limit).to_string(index=False))
-    if len(frame) > limit:
-        click.echo(f"... {len(frame) - limit:,} more rows (use --limit)")
+
+def _text_table(names: list[str], rows: list[tuple]) -> str:
+    """Columns aligned under their names; numbers right-aligned, NULL as an empty cell."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
+    numeric = [bool(rows) and all(isinstance(r[i], int | float | Decimal) or r[i] is None for r in rows)
+               for i in range(len(names))]
+
+    def line(values: list[str]) -> str:
+        cells = (v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True))
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([line(list(names)), *(line(r) for r in cells)])
 
 
 @cli.command()
@@ -385,27 +424,14 @@ def ui(ctx: click.Context, port: int, host: str) -> None:
     os.execv(str(dagster), [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)])
 
 
-def _register_domain_commands() -> None:
-    from dagster_project.lib.contracts.cli import contracts
-    from dagster_project.lib.exceptions_cli import exceptions, order
-    from dagster_project.lib.reports.cli import report
-
-    for command in (contracts, exceptions, order, report):
-        cli.add_command(command)
-
-
-_register_domain_commands()
-
-
 def main() -> None:
     import warnings
 
-    import dagster as dg
-
     # Dagster flags backfill_policy as beta on every load; say it once in the docs, not on every command.
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    # Matched by message, not by dagster.BetaWarning: importing Dagster here would slow every command.
+    warnings.filterwarnings("ignore", message=".* is currently in beta")
     warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
-    from dagster_project.lib.duckdb_resource import DatabaseBusyError
+    from dagster_project.lib.database import DatabaseBusyError
     from dagster_project.lib.run_lock import RunInProgressError
 
     try:

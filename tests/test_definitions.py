@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import dagster as dg
 import pytest
@@ -31,6 +32,11 @@ def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_
     assert dg.AssetKey(["raw", "psp", "charges"]) in parents
     assert dg.AssetKey(["marts", "fct_order_diffs"]) in graph.get(dg.AssetKey("exceptions")).parent_keys
     assert isinstance(defs.resources["dbt"], ReconDbtCliResource)
+    # What the UI shows a user names no repository file: no docs/ paths, no local file:// links.
+    for spec in defs.resolve_all_asset_specs():
+        shown = f"{spec.description or ''} " + " ".join(
+            f"{k}={v}" for k, v in spec.metadata.items() if not k.startswith("dagster_dbt/"))  # those are hidden
+        assert not re.search(r"docs/|\.md\b|dagster_project/|file://", shown), (spec.key, shown[:300])
 
 
 def test_schedule_runs_the_previous_day_in_its_time_zone(demo_config):

@@ -194,7 +194,7 @@ def render_files(recon_vars: Mapping[str, Any]) -> dict[str, str]:
                         f"{system}.{stream} staged into the canonical {role} columns: renamed, typed, "
                         "unit-converted, timestamps in UTC, plus lineage columns. One row per raw row "
                         f"(all versions; sync_mode {scfg.get('sync_mode') or 'append'}; the current version "
-                        "as of D is chosen downstream, docs/reconciliation-rules.md#records-and-versions)."
+                        "as of D is chosen downstream: reconciliation rules, records and versions)."
                     ),
                     "meta": {"recon": {"system": system, "stream": stream, "role": role}},
                     "columns": columns,

@@ -134,7 +134,7 @@ def test_an_open_session_is_waited_for_and_then_named(tmp_path: Path, monkeypatc
                 if "is in use by another process; waiting" in record.getMessage():
                     waiting.set()
 
-        logger = logging.getLogger("dagster_project.lib.duckdb_resource")
+        logger = logging.getLogger("dagster_project.lib.database")
         handler = Seen()
         logger.addHandler(handler)
         monkeypatch.setenv(LOCK_WAIT_ENV, "600")
