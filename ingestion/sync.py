@@ -213,7 +213,8 @@ def sync_files(con: duckdb.DuckDBPyConnection, stream: FileDropStream) -> SyncRe
         destination.setup()
         sync_id = destination.start_run(stream.system, stream.stream, extracted_at)
         ctx = SyncContext(
-            system=stream.system, stream=stream.stream, sync_id=sync_id, extracted_at=extracted_at
+            system=stream.system, stream=stream.stream, sync_id=sync_id, extracted_at=extracted_at,
+            mapped_columns=dict(stream.mapped_columns),
         )
         try:
             state = destination.read_state(stream.system, stream.stream)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +57,9 @@ _MAX_LINE_BYTES = 64 * 1024 * 1024
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# A staged JSONL table's extra column (not landed): each record's line in its file.
+_LINE_COLUMN = "_ab_line_number"
+
 
 @dataclass
 class FileDropStream:
@@ -75,6 +78,10 @@ class FileDropStream:
             ``append_dedup``: the same, and the raw table keeps one row per key; ``snapshot``: each
             file is the whole table). Reading is the same for all three (each new or changed file is
             one delivery); the modes differ in what the reconciliation makes of the deliveries.
+        mapped_columns: the columns the config's field mapping reads (and the key and cursor), each
+            with the type the mapping declares for it or None (see ``ingestion.connectors.mapped_columns``).
+            The destination lands them with the stream's types and rejects a file that lacks one
+            (``DuckDBDestination`` docstring); not part of the connector config.
     """
 
     system: str
@@ -90,6 +97,7 @@ class FileDropStream:
     csv_header: bool = True
     encoding: str = "utf-8"
     sync_mode: str = "append"
+    mapped_columns: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -539,19 +547,20 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Drop
             else:
                 expr = f"_x[{i + 1}]"
             selects.append(f"CAST({expr} AS {duck_type}) AS {quote_ident(name)}")
-        inner = ["json_extract_string(line, $p::VARCHAR[]) AS _x"]
+        inner = [f"{line_expr}::BIGINT AS _line", "json_extract_string(line, $p::VARCHAR[]) AS _x"]
         if json_pointers:
             inner.append("json_extract(line, $jp::VARCHAR[]) AS _y")
         _run(
             con,
             f"CREATE TEMP TABLE {quote_ident(table)} AS SELECT "
             + (", ".join(selects) if selects else "NULL::VARCHAR AS _no_columns")
+            + f", _line AS {quote_ident(_LINE_COLUMN)}"
             + f" FROM (SELECT {', '.join(inner)} FROM {q_lines} WHERE kind = 'OBJECT' ORDER BY rowid)",
-            {"p": pointers} | ({"jp": json_pointers} if json_pointers else {}),
+            {"p": pointers} | ({"jp": json_pointers} if json_pointers else {}) | params,
         )
     finally:
         _run(con, f"DROP TABLE IF EXISTS {q_lines}")
-    columns = [] if not keys else _describe(con, table)
+    columns = [] if not keys else [c for c in _describe(con, table) if c[0] != _LINE_COLUMN]
     return StagedBatch(
         table=table,
         columns=columns,
@@ -559,6 +568,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Drop
         quarantine_table=quarantine,
         quarantined=_count(con, quarantine),
         changes=changes,
+        line_column=_LINE_COLUMN,
     )
 
 
