@@ -7,7 +7,7 @@ Connector types (``systems.<name>.connector``):
 - ``sql``: SQLite or PostgreSQL tables or queries (``ingestion.sources.sql_database``).
 - ``airbyte_command``: any Airbyte source connector executable (``ingestion.sources.external``).
 - ``airbyte_api``: a connection of an Airbyte deployment, triggered through its API
-  (``ingestion.airbyte_cloud``).
+  (``ingestion.sources.airbyte_api``).
 
 Every connector but ``file_drop`` takes ``systems.<name>.options``, validated at config load against
 the connector's spec (a JSON schema) with errors naming the system and the key. Secrets (spec
@@ -151,7 +151,7 @@ def connector_spec(connector: str) -> dict[str, Any]:
     elif connector == "airbyte_command":
         from ingestion.sources.external import SPEC
     elif connector == "airbyte_api":
-        from ingestion.airbyte_cloud import SPEC
+        from ingestion.sources.airbyte_api import SPEC
     else:
         raise ConfigError(f"unknown connector {connector!r}; expected one of {', '.join(CONNECTORS)}")
     return SPEC.connection_specification

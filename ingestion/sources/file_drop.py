@@ -282,7 +282,7 @@ class DroppedFile:
         return self.modified_at.isoformat()
 
 
-def _stat(path: Path) -> DroppedFile:
+def stat_file(path: Path) -> DroppedFile:
     st = path.stat()
     modified = _EPOCH + timedelta(microseconds=st.st_mtime_ns // 1000)
     return DroppedFile(path=path, url=str(path), size=st.st_size, modified_at=modified)
@@ -298,7 +298,7 @@ def list_files(stream: FileDropStream) -> list[DroppedFile]:
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
         raise ConfigError(f"system {stream.system!r}, stream {stream.stream!r}: path {str(root)!r} {what}")
-    return [_stat(p) for p in sorted(root.glob(stream.glob)) if p.is_file()]
+    return [stat_file(p) for p in sorted(root.glob(stream.glob)) if p.is_file()]
 
 
 # ------------------------------------------------------------------------------------------- staging
@@ -410,11 +410,11 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Droppe
     )
 
 
-def _json_pointer(key: str) -> str:
+def json_pointer(key: str) -> str:
     return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
-def _jsonl_column_type(types: set[str]) -> tuple[str, str]:
+def jsonl_column_type(types: set[str]) -> tuple[str, str]:
     """(DuckDB type, how to extract) for one top-level key from the JSON types seen for it."""
     types = types - {"NULL"}
     ints = {"BIGINT", "UBIGINT"}
@@ -500,7 +500,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Drop
                 if k not in seen:
                     seen.add(k)
                     keys.append(k)
-        pointers = [_json_pointer(k) for k in keys]
+        pointers = [json_pointer(k) for k in keys]
         types: dict[int, set[str]] = {i: set() for i in range(len(keys))}
         if keys:
             for i, t in _run(
@@ -514,7 +514,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Drop
         names, changes = _dedupe_names(keys)
         selects, json_pointers = [], []
         for i, (key, name) in enumerate(zip(keys, names, strict=True)):
-            duck_type, how = _jsonl_column_type(types[i])
+            duck_type, how = jsonl_column_type(types[i])
             if duck_type == "BIGINT" and "UBIGINT" in types[i]:
                 too_big = _run(
                     con,
@@ -871,7 +871,7 @@ class SourceFileDrop:
             staged: StagedBatch | None = None
             try:
                 staged = stage_file(con, stream, f, direct=direct)
-                if _stat(f.path) != f:
+                if stat_file(f.path) != f:
                     raise _FileChanged()
             except _FileChanged:
                 drop_staged(con, staged)
