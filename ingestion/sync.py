@@ -349,6 +349,13 @@ def configure_stream(stream: ConnectorStream, discovered: Any) -> ConfiguredAirb
     )
 
 
+def _start_run(destination: DuckDBDestination, stream: ConnectorStream, extracted_at: datetime) -> tuple[int, SyncContext]:
+    """Record the sync as running (committed at once) and return its id and write context."""
+    destination.setup()
+    sync_id = destination.start_run(stream.system, stream.stream, extracted_at)
+    return sync_id, SyncContext(system=stream.system, stream=stream.stream, sync_id=sync_id, extracted_at=extracted_at)
+
+
 def sync_records(
     con: duckdb.DuckDBPyConnection,
     stream: ConnectorStream,
@@ -380,9 +387,7 @@ def sync_records(
     destination = DuckDBDestination(con)
     where = f"system {stream.system!r}, stream {stream.stream!r} ({stream.connector})"
     with utc_session(con):
-        destination.setup()
-        sync_id = destination.start_run(stream.system, stream.stream, extracted_at)
-        ctx = SyncContext(system=stream.system, stream=stream.stream, sync_id=sync_id, extracted_at=extracted_at)
+        sync_id, ctx = _start_run(destination, stream, extracted_at)
         redact = str
         totals = WriteStats()
         try:
@@ -510,9 +515,7 @@ def sync_airbyte_connection(
     destination = DuckDBDestination(con)
     where = f"system {stream.system!r}, stream {stream.stream!r} (airbyte_api)"
     with utc_session(con):
-        destination.setup()
-        sync_id = destination.start_run(stream.system, stream.stream, extracted_at)
-        ctx = SyncContext(system=stream.system, stream=stream.stream, sync_id=sync_id, extracted_at=extracted_at)
+        sync_id, ctx = _start_run(destination, stream, extracted_at)
         redact = str
         stats = WriteStats()
         try:
