@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import yaml
 
-from dagster_project.lib.config import ROLE_FIELDS, FieldSpec, ReconConfig, StreamConfig
+from dagster_project.lib.config import ROLE_FIELDS, FieldSpec, ReconConfig
 
 Severity = Literal["blocking", "warning"]
 
@@ -206,8 +206,8 @@ def _violation(failing_value: str, where: str) -> str:
         "{batch}" + _braces(f" where {where}")
 
 
-def _accepted_types(stream: StreamConfig, spec: FieldSpec | None, canonical: str, nested: bool) -> list[str]:
-    if stream.format == "csv":
+def _accepted_types(text_only: bool, spec: FieldSpec | None, canonical: str, nested: bool) -> list[str]:
+    if text_only:  # a CSV file lands every column as text; a record connector lands typed values
         return ["VARCHAR"]
     if nested:
         return ["JSON", "VARCHAR"]
@@ -262,6 +262,7 @@ def build_contract(config: ReconConfig, system_name: str, stream_name: str,
     """
     system = config.systems[system_name]
     stream = system.streams[stream_name]
+    text_only = system.connector == "file_drop" and stream.format == "csv"
     name = suite_name(system_name, stream_name)
     s = _settings(overrides or {}, name)
     role_fields = ROLE_FIELDS[system.role]
@@ -280,17 +281,17 @@ def build_contract(config: ReconConfig, system_name: str, stream_name: str,
     # Required columns and their accepted types.
     accepted: dict[str, list[str]] = {}
     for key in stream.primary_key:
-        accepted.setdefault(key.split(".")[0], _accepted_types(stream, None, "string", "." in key))
+        accepted.setdefault(key.split(".")[0], _accepted_types(text_only, None, "string", "." in key))
     for field_name, spec in stream.fields.items():
         if spec.from_ is None:
             continue
         canonical = spec.type or role_fields[field_name][0]
         column = spec.from_.split(".")[0]
-        accepted.setdefault(column, _accepted_types(stream, spec, canonical, "." in spec.from_))
+        accepted.setdefault(column, _accepted_types(text_only, spec, canonical, "." in spec.from_))
     if stream.cursor_field:  # optional: a file-drop stream's cursor is the file's modification time
         cursor_spec = next((sp for sp in stream.fields.values() if sp.from_ == stream.cursor_field), None)
         accepted.setdefault(stream.cursor_field.split(".")[0],
-                            _accepted_types(stream, cursor_spec, "timestamp", "." in stream.cursor_field))
+                            _accepted_types(text_only, cursor_spec, "timestamp", "." in stream.cursor_field))
 
     add("row_count", "row_count", None, "warning", "ExpectTableRowCountToBeBetween",
         {"min_value": s["min_rows"]}, f"the stream has at least {s['min_rows']} row(s)")
