@@ -1,5 +1,5 @@
 """Contract checks: each kind of break fails the right expectation, bad rows are quarantined, clean data
-passes, a missing suite or table fails, and the GX DuckDB shim really validates (counts, not errors)."""
+passes, a missing suite or table fails, and the compiled query counts what GX counts."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 NOW = dt.datetime(2026, 10, 10, 12, 0, tzinfo=dt.UTC)
 AS_OF = dt.date(2026, 10, 9)
 EXTRACTED = NOW - dt.timedelta(hours=1)
-FILE_MODIFIED = NOW - dt.timedelta(hours=2)
+FILE_MODIFIED = NOW - dt.timedelta(hours=14)  # 22:00 on the as-of day: delivered by its end
 
 CHARGE_TYPES = {"id": "VARCHAR", "object": "VARCHAR", "amount": "BIGINT", "currency": "VARCHAR",
                 "status": "VARCHAR", "customer": "VARCHAR", "metadata": "JSON", "created": "BIGINT",
@@ -300,7 +300,7 @@ def test_stale_stream_warns(con, config, gx_dir):
 
 
 def test_missing_suite_of_a_configs_own_folder_is_generated_and_said(con, config, tmp_path):
-    land(con, "psp", "charges", charges(), CHARGE_TYPES, file_modified=NOW)
+    land(con, "psp", "charges", charges(), CHARGE_TYPES)
     folder = tmp_path / "own"
     result = validate_stream(con, config, "psp", "charges", as_of_date=AS_OF, now=NOW, expectations_dir=folder)
     path = folder / "expectations" / "psp__charges__contract.json"
@@ -364,43 +364,6 @@ def test_empty_table_fails(con, config, gx_dir):
     assert "row_count" in failed(result)
 
 
-# ---- the GX DuckDB shim ---------------------------------------------------------------------------
-
-
-def test_shim_makes_gx_count_on_duckdb(con, config, gx_dir):
-    """Without the shim every metric errors ("list index out of range", a reflection error) and
-    nothing is validated; with it GX returns real counts from SQL run in DuckDB."""
-    rows = charges(50)
-    rows[10]["id"] = None
-    land(con, "psp", "charges", rows, CHARGE_TYPES)
-    result = run(con, config, gx_dir, "psp", "charges", record=False)
-    assert [o for o in result.outcomes if o.error] == []
-    outcome = failed(result)["key_not_null:id"]
-    assert (outcome.unexpected_count, outcome.element_count) == (1, 50)
-    types = {o.column: o for o in result.outcomes if o.check == "column_type"}
-    assert types["metadata"].success and types["amount"].success  # JSON, BIGINT reflected by name
-
-
-def test_gx_without_shim_validates_nothing(tmp_path):
-    """Documents the trap the shim fixes: run in a fresh interpreter without ``install()``."""
-    import subprocess
-    import sys
-
-    code = (
-        "import duckdb, great_expectations as gx\n"
-        f"db = r'{tmp_path / 't.duckdb'}'\n"
-        "c = duckdb.connect(db); c.execute('create table t as select range as id from range(10)'); c.close()\n"
-        "ctx = gx.get_context(mode='ephemeral')\n"
-        "b = ctx.data_sources.add_sql('d', connection_string='duckdb:///' + db).add_table_asset('t', table_name='t')"
-        ".add_batch_definition_whole_table('w').get_batch()\n"
-        "r = b.validate(gx.expectations.ExpectColumnValuesToNotBeNull(column='id'))\n"
-        "print('RESULT', r.success, r.result.get('unexpected_count'))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "GX_ANALYTICS_ENABLED": "false"})
-    assert "RESULT False None" in out.stdout  # clean data, yet a failure with no counts: nothing ran
-
-
 # ---- suites, Dagster, CLI ---------------------------------------------------------------------------
 
 
@@ -440,13 +403,15 @@ def _check_defs(config: ReconConfig, gx_dir: Path) -> dg.Definitions:
 def test_dagster_checks(con, config, gx_dir):
     rows = charges()
     rows[0]["currency"] = "xx1"
-    land(con, "psp", "charges", rows, CHARGE_TYPES, file_modified=dt.datetime.now(dt.UTC))
+    yesterday = dt.date.today() - dt.timedelta(days=1)
+    delivered = dt.datetime.combine(yesterday, dt.time(20), tzinfo=dt.UTC)  # by the end of the as-of day
+    land(con, "psp", "charges", rows, CHARGE_TYPES, extracted_at=delivered, file_modified=delivered)
     land(con, "erp", "documents", documents(), {c: t for c, t in DOCUMENT_TYPES.items() if c != "DocNo"})
     con.close()
     defs = _check_defs(config, gx_dir)
     assert len(list(defs.asset_checks or [])) == sum(len(s.streams) for s in config.systems.values())
     job = defs.resolve_job_def("contract_checks")
-    result = job.execute_in_process(tags={"dagster/partition": str(dt.date.today() - dt.timedelta(days=1))},
+    result = job.execute_in_process(tags={"dagster/partition": str(yesterday)},
                                     raise_on_error=False)
     evaluations = {tuple(e.asset_key.path[1:]): e for e in result.get_asset_check_evaluations()}
     psp, erp = evaluations[("psp", "charges")], evaluations[("erp", "documents")]
@@ -454,7 +419,9 @@ def test_dagster_checks(con, config, gx_dir):
     assert not psp.passed and psp.severity == dg.AssetCheckSeverity.WARN
     assert psp.metadata["quarantined_rows"].value == 1
     assert psp.metadata["failing_expectations"].value[0]["rule_id"] == "currency_iso:currency"
-    assert "data_docs" in psp.metadata and Path(psp.metadata["data_docs"].value).is_file()
+    result_file = Path(psp.metadata["validation_result"].value)
+    assert json.loads(result_file.read_text())["suite_name"] == "psp__charges__contract"
+    assert psp.metadata["data_docs"].value == f"recon contracts docs --run {result.run_id}"
     assert not erp.passed and erp.severity == dg.AssetCheckSeverity.ERROR
     assert "erp.documents column DocNo" in erp.description
 

@@ -201,9 +201,28 @@ def _timestamp(source: str, spec: FieldSpec) -> str:
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
+_VIOLATION_HEAD = f"select {q(RAW_ID)}, cast("
+_VIOLATION_MIDDLE = " as varchar) as failing_value from {batch} where "
+
+
 def _violation(failing_value: str, where: str) -> str:
-    return _braces(f"select {q(RAW_ID)}, cast({failing_value} as varchar) as failing_value from ") + \
-        "{batch}" + _braces(f" where {where}")
+    return _braces(_VIOLATION_HEAD + failing_value) + _VIOLATION_MIDDLE + _braces(where)
+
+
+def violation_parts(violation_sql: str) -> tuple[str, str] | None:
+    """``(failing_value, predicate)`` of a violation query written by :func:`_violation`, else None.
+
+    The contract compiler evaluates a row rule's predicate inside the stream's one aggregate query
+    instead of running its query on its own; a query of another shape (a hand-written
+    ``UnexpectedRowsExpectation``, a ``qualify`` over a window) returns None and is run as it is.
+    """
+    head, braces = _braces(_VIOLATION_HEAD), "{batch}"
+    if not violation_sql.startswith(head) or violation_sql.count(_VIOLATION_MIDDLE) != 1:
+        return None
+    value, where = violation_sql[len(head):].split(_VIOLATION_MIDDLE)
+    if braces in where or " qualify " in where.lower():
+        return None
+    return value.replace("{{", "{").replace("}}", "}"), where.replace("{{", "{").replace("}}", "}")
 
 
 def _accepted_types(stream: StreamConfig, spec: FieldSpec | None, canonical: str, nested: bool) -> list[str]:
