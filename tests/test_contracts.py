@@ -437,3 +437,216 @@ def test_cli_check(con, config, gx_dir, tmp_path):
     assert "raw_psp.refunds not found" in ok.output
     bad = runner.invoke(contracts, ["--expectations-dir", str(gx_dir), "check", "--system", "nope"], obj=obj)
     assert bad.exit_code != 0 and "unknown system" in bad.output
+
+
+# ---- the compiled query counts what GX counts --------------------------------------------------------
+
+ORACLE_ROWS = [  # id, amount, code, a, b, note
+    ("r1", 10.0, "EUR", "x", 1, "ok"),
+    ("r2", 250.5, "USD", "x", 1, "ok"),
+    ("r3", None, "eur", "x", 2, None),
+    ("r4", -3.0, "EURO", None, None, "ok"),
+    ("r5", 1e7, "GB", None, None, "a longer note"),
+    ("r5", 99.0, None, "y", 3, "ok"),
+    (None, 5.0, "CHF", "y", 3, "ok"),
+    ("r8", 0.0, "JPY", "y", None, ""),
+    ("r9", 42.0, "XXX", "z", 4, "ok"),
+    ("r10", 1000.0, "eur", "z", 5, "ok"),
+    ("r11", 1000.0, "CHF", None, 6, "ok"),
+    ("r12", 7.25, "USD", None, 6, "ok"),
+]
+ORACLE_EXPECTATIONS: list[dict[str, Any]] = [
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}},
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "code", "mostly": 0.9}},
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "amount", "mostly": 0.95}},
+    {"type": "expect_column_values_to_be_null", "kwargs": {"column": "note", "mostly": 0.05}},
+    {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
+    {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "amount", "mostly": 0.8}},
+    {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "code", "value_set": ["EUR", "USD", "CHF", "JPY"]}},
+    {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "code", "value_set": ["EUR", "USD", "CHF", "JPY",
+                                                                                        "eur"], "mostly": 0.7}},
+    {"type": "expect_column_values_to_not_be_in_set", "kwargs": {"column": "code", "value_set": ["XXX", "EURO"]}},
+    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0, "max_value": 1000}},
+    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0, "max_value": 1000,
+                                                              "strict_min": True, "strict_max": True}},
+    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "max_value": 500, "mostly": 0.6}},
+    {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "code", "regex": "^[A-Z]{3}$"}},
+    {"type": "expect_column_values_to_not_match_regex", "kwargs": {"column": "code", "regex": "[a-z]"}},
+    {"type": "expect_column_value_lengths_to_be_between", "kwargs": {"column": "code", "min_value": 3, "max_value": 3}},
+    {"type": "expect_column_value_lengths_to_equal", "kwargs": {"column": "note", "value": 2}},
+    {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["a", "b"]}},
+    {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["a", "b"],
+                                                                "ignore_row_if": "any_value_is_missing"}},
+    {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["a", "b"], "ignore_row_if": "never"}},
+    {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1, "max_value": 10}},
+    {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 12}},
+    {"type": "expect_table_row_count_to_equal", "kwargs": {"value": 12}},
+    {"type": "expect_column_max_to_be_between", "kwargs": {"column": "amount", "max_value": 5000}},
+    {"type": "expect_column_min_to_be_between", "kwargs": {"column": "amount", "min_value": -3, "strict_min": True}},
+    {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "amount", "min_value": 0, "max_value": 1e6}},
+    {"type": "expect_column_sum_to_be_between", "kwargs": {"column": "amount", "min_value": 0, "max_value": 1e6}},
+    {"type": "expect_column_to_exist", "kwargs": {"column": "code"}},
+    {"type": "expect_column_to_exist", "kwargs": {"column": "nope"}},
+    {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": ["id", "amount", "code", "a", "b", "note"]}},
+    {"type": "expect_table_columns_to_match_ordered_list", "kwargs": {"column_list": ["amount", "id"]}},
+    {"type": "expect_table_column_count_to_equal", "kwargs": {"value": 6}},
+]
+
+
+def _oracle_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create or replace table oracle (id varchar, amount double, code varchar, a varchar, b bigint, "
+                "note varchar)")
+    con.executemany("insert into oracle values (?, ?, ?, ?, ?, ?)", [list(r) for r in ORACLE_ROWS])
+
+
+def test_compiled_query_counts_what_gx_counts(tmp_path):
+    """Every supported GX expectation, on a table with violations of each, through the compiled query
+    and through GX 1.24 itself (its pandas engine: the test-only oracle, on the same rows)."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    from dagster_project.lib.contracts.compiler import compile_suite, evaluate
+
+    con = duckdb.connect(str(tmp_path / "oracle.duckdb"))
+    _oracle_table(con)
+    columns = dict(con.execute("select column_name, data_type from information_schema.columns "
+                               "where table_name = 'oracle' order by ordinal_position").fetchall())
+    suite = {"name": "oracle", "expectations": ORACLE_EXPECTATIONS}
+    total, ours = evaluate(con, "select * from oracle", compile_suite(suite, columns, {}), {})
+    assert total == len(ORACLE_ROWS)
+
+    frame = con.execute("select * from oracle").df()
+    context = gx.get_context(mode="ephemeral")
+    batch = (context.data_sources.add_pandas("p").add_dataframe_asset("oracle")
+             .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame}))
+    outcomes = {True: 0, False: 0}
+    for e, mine in zip(ORACLE_EXPECTATIONS, ours, strict=True):
+        theirs = batch.validate(ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"]).to_domain_obj())
+        assert not theirs.exception_info.get("raised_exception"), (e, theirs.exception_info)
+        assert not mine["exception_info"]["raised_exception"], (e, mine)
+        got, want = mine["result"], theirs.result
+        assert mine["success"] == theirs.success, (e, got, want)
+        for key in ("unexpected_count", "element_count", "missing_count"):
+            if key in want and key in got:
+                assert got[key] == want[key], (e, key, got, want)
+        if "observed_value" in want and not isinstance(want["observed_value"], list):
+            assert got["observed_value"] == pytest.approx(want["observed_value"]), (e, got, want)
+        if "unexpected_percent" in want and want["unexpected_percent"] is not None:
+            assert got["unexpected_percent"] == pytest.approx(want["unexpected_percent"]), (e, got, want)
+        outcomes[bool(theirs.success)] += 1
+    assert outcomes[True] >= 5 and outcomes[False] >= 15  # both verdicts are exercised
+
+
+def test_compiled_types_rows_queries_and_what_cannot_compile(tmp_path):
+    """The SQL-only expectations (column types, UnexpectedRowsExpectation), against hand-computed results;
+    an expectation that cannot be compiled is a failure that says why, never skipped."""
+    from dagster_project.lib.contracts.compiler import compile_suite, evaluate
+
+    con = duckdb.connect(str(tmp_path / "oracle.duckdb"))
+    _oracle_table(con)
+    columns = dict(con.execute("select column_name, data_type from information_schema.columns "
+                               "where table_name = 'oracle' order by ordinal_position").fetchall())
+    generated = ('select "_airbyte_raw_id", cast("code" as varchar) as failing_value from {batch} '
+                 "where lower(\"code\") = 'eur'")
+    expectations = [
+        {"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": "amount", "type_list": ["double"]}},
+        {"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": "b", "type_list": ["VARCHAR"]}},
+        {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": "code", "type_": "VARCHAR"}},
+        {"type": "unexpected_rows_expectation", "kwargs": {"unexpected_rows_query": generated}},
+        {"type": "unexpected_rows_expectation",
+         "kwargs": {"unexpected_rows_query": "select a from {batch} group by a having count(*) > 3"}},
+        {"type": "expect_column_kl_divergence_to_be_less_than", "kwargs": {"column": "amount"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id", "row_condition": 'col("b")>1'}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "missing_col"}},
+        {"type": "expect_column_max_to_be_between", "kwargs": {"column": "amount",
+                                                                "min_value": {"$PARAMETER": "floor"}}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "b", "min_value": "not a number"}},
+    ]
+    checks = compile_suite({"expectations": expectations}, columns, {})
+    assert [c.kind for c in checks[:5]] == ["done", "done", "done", "map", "query"]  # the generated shape: 1 scan
+    _, results = evaluate(con, "select * from oracle", checks, {})
+    verdict = [(r["success"], r["result"].get("observed_value", r["result"].get("unexpected_count"))) for r in results]
+    assert verdict[:5] == [(True, "DOUBLE"), (False, "BIGINT"), (True, "VARCHAR"), (False, 3), (False, 1)]
+    errors = [r["exception_info"]["exception_message"] for r in results[5:]]
+    assert all(not r["success"] and r["exception_info"]["raised_exception"] for r in results[5:])
+    assert "expect_column_kl_divergence_to_be_less_than' cannot be compiled to SQL" in errors[0]
+    assert "row_condition is not supported" in errors[1]
+    assert "not run: column(s) ['missing_col'] missing" in errors[2]
+    assert "expectation parameter 'floor' is not set" in errors[3]
+    assert "Conversion Error" in errors[4] or "conversion" in errors[4].lower()  # only this one failed to run
+
+
+# ---- the as-of day ----------------------------------------------------------------------------------
+
+
+def _day(day: int) -> dt.datetime:
+    return dt.datetime(2026, 10, day, 22, 0, tzinfo=dt.UTC)
+
+
+def _land_day(con: duckdb.DuckDBPyConnection, day: int) -> None:
+    """One day's charges file: delivered (modified) at 22:00, extracted the next morning."""
+    rows = [{**r, "id": f"ch_{day}_{i}"} for i, r in enumerate(charges(6))]
+    base = int(_day(day).timestamp()) - 3600
+    for r in rows:
+        r["created"] = r["updated"] = base
+    if day == 1:
+        rows[0]["id"] = None
+        rows[1]["status"] = "Booked"
+    if day == 3:
+        rows[2]["currency"] = "xx1"
+        rows[3]["amount"] = -5
+        rows.append(dict(rows[4]))  # a key twice in one sync
+    land(con, "psp", "charges", rows, CHARGE_TYPES, extracted_at=_day(day) + dt.timedelta(hours=8),
+         file_modified=_day(day), replace=day == 1)
+
+
+def _recorded(con: duckdb.DuckDBPyConnection, day: int) -> list[tuple]:
+    return con.execute(
+        "select level, row_key, order_id, _airbyte_raw_id, column_name, rule_id, expectation, failing_value, "
+        "severity, reason, schema_snapshot::varchar from recon_meta.contract_violations "
+        "where as_of_date = ? order by all", [dt.date(2026, 10, day)]).fetchall()
+
+
+def test_results_respect_the_as_of_day(config, gx_dir, tmp_path):
+    """Days 1 and 3 deliver files, day 2 none. Running day 3 first and then days 1 and 2 (a rerun after
+    later files, or a range run with every file present) records on days 1 and 2 exactly what runs with
+    only day 1's file record: day 3's violations are not checked for them, day 1's own are kept, and
+    day 2's staleness (its newest file is day 1's) is not hidden by day 3's file."""
+    now = dt.datetime(2026, 10, 5, 12, 0, tzinfo=dt.UTC)
+
+    def validate(con: duckdb.DuckDBPyConnection, day: int) -> ContractResult:
+        return validate_stream(con, config, "psp", "charges", as_of_date=dt.date(2026, 10, day), now=now,
+                               expectations_dir=gx_dir)
+
+    alone = connect(tmp_path / "alone.duckdb")
+    _land_day(alone, 1)
+    by_day_alone = {day: validate(alone, day) for day in (1, 2)}
+    recorded_alone = {day: _recorded(alone, day) for day in (1, 2)}
+    quarantine_alone = sorted(alone.execute("select _airbyte_raw_id, rule_id, failing_value "
+                                            "from recon_meta.contract_quarantine").fetchall())
+    alone.close()
+    assert {o.rule_id for o in by_day_alone[1].failures} == {"key_not_null:id", "accepted_status:status"}
+    assert {o.rule_id for o in by_day_alone[2].failures} == {"key_not_null:id", "accepted_status:status",
+                                                             "freshness"}
+
+    full = connect(tmp_path / "full.duckdb")
+    for day in (1, 3):
+        _land_day(full, day)
+    third = validate(full, 3)
+    assert {o.rule_id for o in third.failures} >= {"currency_iso:currency", "amount_in_bounds:amount",
+                                                   "unique_key_per_sync", "key_not_null:id"}
+    recorded_third = _recorded(full, 3)
+    by_day = {day: validate(full, day) for day in (1, 2)}
+    for day in (1, 2):
+        assert _recorded(full, day) == recorded_alone[day], day
+        assert by_day[day].messages() == by_day_alone[day].messages()
+        assert by_day[day].row_count == 6
+    # Day 3's quarantine is left as day 3 decided it, and day 3 rerun records what it did before.
+    quarantine = sorted(full.execute("select _airbyte_raw_id, rule_id, failing_value "
+                                     "from recon_meta.contract_quarantine").fetchall())
+    assert [q for q in quarantine if not q[0].startswith("charges-") or int(q[0].split("-")[1]) < 6] == \
+        quarantine_alone
+    assert len(quarantine) == len(quarantine_alone) + 2  # day 3's currency and amount rows
+    validate(full, 3)
+    assert _recorded(full, 3) == recorded_third
+    full.close()
