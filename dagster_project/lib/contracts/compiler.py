@@ -1,25 +1,30 @@
-"""Compile a stream's GX suite (its committed JSON) into one pushed-down SQL query, and evaluate it.
+"""Compile a stream's GX suite (its committed JSON) into pushed-down SQL, and evaluate it.
 
 The suite stays the format users read and edit; Great Expectations itself is not imported here (it
-costs seconds to import, more than validating a small stream). Each expectation becomes aggregates
-of one query over the stream's batch (one scan; windows only for uniqueness)::
+costs seconds to import, more than validating a small stream). What costs time on a big stream is
+evaluating the row predicates (parsing timestamps, JSON paths, code lists), so each is evaluated once
+per row, in one scan that keeps only the rows breaking something, each with a flag per expectation::
 
-    with batch as (<the rows visible as of the day>), b as (select *, <windows> from batch)
-    select count(*), count(*) filter (where <unexpected_1>), count(*) filter (where <considered_1>), ...
-    from b
+    create temp table _recon_contract_failing as
+    select *, <unexpected_1> as _recon_f1, ... from (<batch>) as batch where <unexpected_1> or ...
 
-and :func:`evaluate` turns the row of counts into GX-shaped results (``success``, ``result`` with
-``element_count`` / ``unexpected_count`` / ``unexpected_percent`` / ``observed_value``,
-``exception_info``) with GX 1.24's semantics: a column map expectation counts non-null rows only
-(``expect_column_values_to_(not_)be_null`` count every row), ``mostly`` is the share of considered
-rows that must pass, an aggregate is compared with ``min_value``/``max_value`` (``strict_*``), an
-empty batch passes a map expectation vacuously. ``tests/test_contracts.py`` checks the counts
-against GX's own on a table with violations of every type.
+and one aggregate query reads the cheap rest (row count, non-null counts for ``mostly``, column
+aggregates, uniqueness as a ``group by``) while the unexpected counts come from the small table::
+
+    select count(*), count(*) filter (where <considered_1>), max(<col>), (<duplicates>), ... from (<batch>)
+
+Samples of the failed expectations and the quarantine read ``_recon_contract_failing`` too.
+:func:`evaluate` returns GX-shaped results (``success``, ``result`` with ``element_count`` /
+``unexpected_count`` / ``unexpected_percent`` / ``observed_value``, ``exception_info``) with GX 1.24's
+semantics: a column map expectation counts non-null rows only (``expect_column_values_to_(not_)be_null``
+count every row), ``mostly`` is the share of considered rows that must pass, an aggregate is compared
+with ``min_value``/``max_value`` (``strict_*``), an empty batch passes a map expectation vacuously.
+``tests/test_contracts.py`` checks the counts against GX's own on a table with violations of each type.
 
 An expectation type not in :data:`SUPPORTED` (or a ``row_condition``) is never skipped: its result
 is a failure whose error names the type and what is supported. A hand-written
 ``UnexpectedRowsExpectation`` whose query is not of the generated shape runs as its own count query.
-If the combined query fails (a bad literal in a user's expectation, say), each expectation is run on
+If a combined query fails (a bad literal in a user's expectation, say), each expectation is run on
 its own so the error lands on the one that caused it.
 """
 
@@ -62,12 +67,13 @@ class Check:
     Attributes:
         index: its position in the suite.
         expectation: the suite JSON entry.
-        kind: ``map`` (unexpected / considered row predicates), ``aggregate`` (an observed value),
-            ``query`` (a free ``UnexpectedRowsExpectation`` query, run on its own) or ``done``
-            (decided without data: a schema expectation or a compile error).
+        kind: ``map`` (unexpected / considered row predicates), ``unique`` (values repeated in
+            ``columns``), ``aggregate`` (an observed value), ``query`` (a free
+            ``UnexpectedRowsExpectation`` query, run on its own) or ``done`` (decided without data: a
+            schema expectation or a compile error).
         unexpected: for ``map``: the predicate a row breaks the expectation by.
-        considered: for ``map``: the rows ``mostly`` counts over (None: every row).
-        windows: ``{alias: window expression}`` the predicates read.
+        considered: for ``map`` and ``unique``: the rows ``mostly`` counts over (None: every row).
+        columns: for ``unique``: the (quoted) columns whose values must not repeat.
         aggregate: for ``aggregate``: the SQL of the observed value.
         query: for ``query``: the count query.
         result: for ``done``: the result.
@@ -79,11 +85,16 @@ class Check:
     kind: str
     unexpected: str | None = None
     considered: str | None = None
-    windows: dict[str, str] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
     aggregate: str | None = None
     query: str | None = None
     result: Result | None = None
     failing_value: str | None = None
+
+    @property
+    def flag(self) -> str:
+        """The column of ``_recon_contract_failing`` that marks the rows breaking this (``map``) check."""
+        return f"_recon_f{self.index}"
 
     @property
     def type(self) -> str:
@@ -198,9 +209,7 @@ def _compile(index: int, e: dict[str, Any], columns: dict[str, str], parameters:
                       "never": "true"}.get(ignore)
         if considered is None:
             raise CompileError(f"{etype}: unknown ignore_row_if {ignore!r}")
-        window = f"_recon_w{index}"
-        return Check(index, e, "map", unexpected=f"({considered}) and {window} > 1", considered=considered,
-                     windows={window: f"count(*) over (partition by {', '.join(cols)})"},
+        return Check(index, e, "unique", considered=considered, columns=cols,
                      failing_value=" || '|' || ".join(f"coalesce(cast({c} as varchar), '')" for c in cols))
     if etype == "unexpected_rows_expectation":
         sql = str(_resolve(kwargs.get("unexpected_rows_query"), parameters) or "")
@@ -236,9 +245,7 @@ def _compile(index: int, e: dict[str, Any], columns: dict[str, str], parameters:
     elif etype == "expect_column_value_lengths_to_equal":
         bad = f"length({text}) <> {_literal(int(_resolve(kwargs.get('value'), parameters)))}"
     else:  # expect_column_values_to_be_unique
-        window = f"_recon_w{index}"
-        return Check(index, e, "map", unexpected=f"{col} is not null and {window} > 1",
-                     considered=f"{col} is not null", windows={window: f"count(*) over (partition by {col})"})
+        return Check(index, e, "unique", considered=f"{col} is not null", columns=[col])
     return Check(index, e, "map", unexpected=f"{col} is not null and coalesce({bad}, false)",
                  considered=f"{col} is not null")
 
@@ -300,33 +307,50 @@ def _like(observed: Any, bound: Any) -> Any:
     return bound
 
 
-def _aggregates(checks: list[Check]) -> list[str]:
-    out = []
+FAILING = "_recon_contract_failing"  # the temp table of the rows breaking a map check, with their flags
+
+
+def _duplicates(batch: str, c: Check) -> str:
+    """The batch's considered rows whose values of ``c.columns`` repeat: ``group by``, not a window."""
+    where = f" where {c.considered}" if c.considered else ""
+    return (f"(select coalesce(sum(n), 0) from (select count(*) as n from ({batch}) as batch{where} "
+            f"group by {', '.join(c.columns)} having count(*) > 1) as repeated)")
+
+
+def _aggregate_sql(batch: str, checks: list[Check]) -> str:
+    """The one aggregate query: row count, per map check its unexpected and considered counts, the
+    column aggregates and the duplicate counts."""
+    parts = ["count(*)"]
     for c in checks:
         if c.kind == "map":
-            out.append(f"count(*) filter (where {c.unexpected})")
-            out.append(f"count(*) filter (where {c.considered})" if c.considered else "count(*)")
-        elif c.kind == "aggregate":
-            out.append(c.aggregate or "null")
-    return out
+            parts.append(f"count(*) filter (where {c.unexpected})")
+        elif c.kind == "unique":
+            parts.append(_duplicates(batch, c))
+        else:
+            parts.append(c.aggregate or "null")
+        if c.kind in ("map", "unique"):
+            parts.append(f"count(*) filter (where {c.considered})" if c.considered else "count(*)")
+    return f"select {', '.join(parts)} from ({batch}) as batch"
 
 
-def with_windows(batch: str, checks: list[Check]) -> str:
-    """``with batch as (...), b as (select *, <windows> from batch)``: the query head the checks read."""
-    windows = [f"{sql} as {alias}" for c in checks for alias, sql in c.windows.items()]
-    inner = "select *" + "".join(f", {w}" for w in windows) + " from batch"
-    return f"with batch as ({batch}), b as ({inner})"
+def keep_failing(con: duckdb.DuckDBPyConnection, batch: str, checks: list[Check]) -> None:
+    """(Re)create :data:`FAILING`: the rows breaking one of the (failed) map ``checks``, with a flag each.
 
-
-def _run(con: duckdb.DuckDBPyConnection, batch: str, checks: list[Check]) -> tuple[int, list[Any]]:
-    sql = f"{with_windows(batch, checks)} select {', '.join(['count(*)', *_aggregates(checks)])} from b"
-    row = con.execute(sql).fetchall()[0]
-    return int(row[0]), list(row[1:])
+    The second and last scan of a validation, only when a row rule failed: its samples and the
+    quarantine read this small table.
+    """
+    rows = [c for c in checks if c.kind == "map"]
+    if not rows:
+        return
+    flags = "".join(f", coalesce({c.unexpected}, false) as {c.flag}" for c in rows)
+    where = " or ".join(f"({c.unexpected})" for c in rows) or "false"
+    con.execute(f"create or replace temp table {FAILING} as "
+                f"select *{flags} from ({batch}) as batch where {where}").fetchall()
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, batch: str, checks: list[Check],
              parameters: dict[str, Any]) -> tuple[int | None, list[Result]]:
-    """Run the checks over ``batch`` (a ``select`` of the rows to validate) in one query.
+    """Run the checks over ``batch`` (a ``select`` of the rows to validate) in one aggregate query.
 
     Args:
         con: the connection.
@@ -337,40 +361,69 @@ def evaluate(con: duckdb.DuckDBPyConnection, batch: str, checks: list[Check],
     Returns:
         (the batch's row count, one result per check in order); the count is None when nothing could run.
     """
-    scanned = [c for c in checks if c.kind in ("map", "aggregate")]
-    values: dict[int, list[Any] | str] = {}
-    total: int | None = None
+    errors: dict[int, str] = {}
+    scanned = [c for c in checks if c.kind in ("map", "unique", "aggregate")]
     try:
-        total, flat = _run(con, batch, scanned)
-        it = iter(flat)
-        for c in scanned:
-            values[c.index] = [next(it), next(it)] if c.kind == "map" else [next(it)]
-    except duckdb.Error as exc:  # find the expectation(s) the error comes from
+        values = list(con.execute(_aggregate_sql(batch, scanned)).fetchall()[0])
+    except duckdb.Error as exc:  # find the expectation(s) the error comes from, run the others
         for c in scanned:
             try:
-                total, flat = _run(con, batch, [c])
-                values[c.index] = flat
+                con.execute(_aggregate_sql(batch, [c])).fetchall()
             except duckdb.Error as one:
-                values[c.index] = f"{type(one).__name__}: {one}"
-        if total is None:
-            try:
-                total = int(con.execute(f"select count(*) from ({batch}) as b").fetchall()[0][0])
-            except duckdb.Error:
-                return None, [c.result or failure(f"{type(exc).__name__}: {exc}") for c in checks]
+                errors[c.index] = f"{type(one).__name__}: {one}"
+        scanned = [c for c in scanned if c.index not in errors]
+        try:
+            values = list(con.execute(_aggregate_sql(batch, scanned)).fetchall()[0])
+        except duckdb.Error:
+            return None, [c.result or failure(f"{type(exc).__name__}: {exc}") for c in checks]
+    total, it = int(values[0]), iter(values[1:])
+    measured = {c.index: [next(it) for _ in range(2 if c.kind in ("map", "unique") else 1)] for c in scanned}
     results = []
     for c in checks:
         if c.kind == "done":
             results.append(c.result or failure("no result"))
         elif c.kind == "query":
             results.append(_query(con, batch, c))
-        elif isinstance(values.get(c.index), str):
-            results.append(failure(str(values[c.index])))
+        elif c.index not in measured:
+            results.append(failure(errors.get(c.index, "not run")))
         elif c.kind == "aggregate":
-            results.append(_aggregate_result(c, values[c.index][0], parameters))
+            results.append(_aggregate_result(c, measured[c.index][0], parameters))
         else:
-            unexpected, considered = values[c.index]
-            results.append(_map_result(c, total or 0, int(unexpected), int(considered)))
+            unexpected, considered = measured[c.index]
+            results.append(_map_result(c, total, int(unexpected), int(considered)))
     return total, results
+
+
+def samples(con: duckdb.DuckDBPyConnection, batch: str, checks: list[Check], limit: int) -> list[tuple[int, list[
+        str], list[tuple]]]:
+    """Up to ``limit`` rows breaking each of ``checks`` (failed ``map`` / ``unique`` ones), in one query.
+
+    Returns:
+        One (check index, column names, rows) per check that has rows; the names include the flag
+        and ``_recon_check`` columns, for the caller to leave out.
+    """
+    branches = [f"(select {c.index} as _recon_check, * from {FAILING} where {c.flag} limit {int(limit)})"
+                for c in checks if c.kind == "map"]
+    out: dict[int, tuple[list[str], list[tuple]]] = {}
+    if branches:
+        cur = con.execute(" union all ".join(branches))
+        names = [d[0] for d in cur.description]
+        for row in cur.fetchall():
+            out.setdefault(row[0], (names, []))[1].append(row)
+    for c in checks:
+        if c.kind != "unique":
+            continue
+        where = f" where {c.considered}" if c.considered else ""
+        on = " and ".join(f"b.{col} is not distinct from r.{col}" for col in c.columns)
+        cur = con.execute(
+            f"select {c.index} as _recon_check, b.* from ({batch}) as b join (select {', '.join(c.columns)} "
+            f"from ({batch}) as batch{where} group by {', '.join(c.columns)} having count(*) > 1) as r on {on} "
+            f"limit {int(limit)}")
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+        if rows:
+            out[c.index] = (names, rows)
+    return [(index, names, rows) for index, (names, rows) in out.items()]
 
 
 def _query(con: duckdb.DuckDBPyConnection, batch: str, c: Check) -> Result:

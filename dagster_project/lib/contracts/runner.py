@@ -27,7 +27,14 @@ import duckdb
 
 from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.contracts import store
-from dagster_project.lib.contracts.compiler import Check, compile_suite, evaluate, with_windows
+from dagster_project.lib.contracts.compiler import (
+    FAILING,
+    Check,
+    compile_suite,
+    evaluate,
+    keep_failing,
+    samples,
+)
 from dagster_project.lib.contracts.docs import build_data_docs, validation_result, write_result
 from dagster_project.lib.contracts.results import (
     AIRBYTE_COLUMNS,
@@ -128,18 +135,12 @@ def _rule_id(expectation: dict[str, Any], seen: set[str]) -> str:
 
 def _samples(con: duckdb.DuckDBPyConnection, batch: str, checks: list[Check], limit: int
              ) -> dict[int, list[dict[str, Any]]]:
-    """Up to ``limit`` rows breaking each failed map check: one query, only for those."""
-    if not checks:
-        return {}
-    branches = " union all ".join(
-        f"(select {c.index} as _recon_check, * from b where {c.unexpected} limit {int(limit)})" for c in checks)
-    cur = con.execute(f"{with_windows(batch, checks)} select * from ({branches}) as samples")
-    names = [d[0] for d in cur.description]
-    keep = [i for i, n in enumerate(names) if n != "_recon_check" and not n.startswith("_recon_w")
-            and (n not in AIRBYTE_COLUMNS or n == RAW_ID)]
+    """Up to ``limit`` rows breaking each failed check, without the flag and Airbyte columns."""
     out: dict[int, list[dict[str, Any]]] = {}
-    for row in cur.fetchall():
-        out.setdefault(row[0], []).append({names[i]: _jsonable(row[i]) for i in keep})
+    for index, names, rows in samples(con, batch, checks, limit):
+        keep = [i for i, n in enumerate(names) if not n.startswith("_recon_")
+                and (n not in AIRBYTE_COLUMNS or n == RAW_ID)]
+        out[index] = [{names[i]: _jsonable(row[i]) for i in keep} for row in rows]
     return out
 
 
@@ -247,11 +248,12 @@ def validate_stream(
             row_level="violation_sql" in meta, quarantine="violation_sql" in meta and bool(meta.get("quarantine", True)))
         result.outcomes.append(outcome)
 
-    failing = [c for c in checks if c.kind == "map" and not by_check[c.index].success and by_check[c.index].error is None]
+    failing = [c for c in checks if c.kind in ("map", "unique") and not by_check[c.index].success
+               and by_check[c.index].error is None]
     try:
+        keep_failing(con, batch, failing)
         for index, rows in _samples(con, batch, failing, sample_size).items():
-            outcome = by_check[index]
-            result.samples[outcome.rule_id] = rows
+            result.samples[by_check[index].rule_id] = rows
             column = checks[index].kwargs.get("column")
             if column:
                 gx_results[index]["result"]["partial_unexpected_list"] = [r.get(column) for r in rows]
@@ -259,11 +261,9 @@ def validate_stream(
         for c in failing:
             by_check[c.index].error = f"sample query failed: {exc}"
 
-    failed_rows = [o for o in result.failures if o.row_level and o.error is None]
     if record:
-        by_rule = {o.rule_id: (e.get("meta") or {}) for o, e in
-                   zip(result.outcomes, (c.expectation for c in checks), strict=True)}
-        _record(con, result, contract, by_rule, failed_rows, now, batch, hidden)
+        _record(con, result, contract, checks, by_check, now, batch, hidden)
+    con.execute(f"drop table if exists {FAILING}").fetchall()
     if results_dir is not None or docs_dir is not None:
         gx_result = validation_result(suite_data, gx_results, table=table, run_name=run_name, run_time=now,
                                       as_of_date=as_of_date, parameters=parameters)
@@ -275,22 +275,25 @@ def validate_stream(
     return result
 
 
-def _record(con: duckdb.DuckDBPyConnection, result: ContractResult, contract: Any,
-            by_rule: dict[str, dict[str, Any]], failed_rows: list[Outcome], now: dt.datetime,
-            batch: str, hidden: str | None) -> None:
+def _record(con: duckdb.DuckDBPyConnection, result: ContractResult, contract: Any, checks: list[Check],
+            by_check: dict[int, Outcome], now: dt.datetime, batch: str, hidden: str | None) -> None:
+    failed_rows = [o for o in result.failures if o.row_level and o.error is None]
     rules = []
-    for o in failed_rows:
-        if not o.quarantine:
+    for c in checks:
+        o = by_check[c.index]
+        if o not in failed_rows or not o.quarantine:
             continue
-        sql = by_rule[o.rule_id]["violation_sql"]
+        sql = (c.expectation.get("meta") or {})["violation_sql"]
         parts = violation_parts(sql)
+        # The rows GX-style counted (the check's flag) are the rows quarantined; the failing value is the rule's.
+        flagged = c.kind == "map" and parts is not None
         rules.append({"rule_id": o.rule_id, "check": o.check, "column": o.column, "description": o.description,
-                      "violation_sql": sql, "failing_value": parts[0] if parts else None,
-                      "predicate": parts[1] if parts else None})
+                      "violation_sql": sql, "flag": c.flag if flagged else None,
+                      "failing_value": parts[0] if flagged and parts else None})
     con.execute("begin").fetchall()
     try:
         counts, result.quarantined_rows = store.replace_quarantine(
-            con, result.system, result.stream, result.table, batch, hidden, rules, result.as_of_date, now)
+            con, result.system, result.stream, result.table, batch, hidden, FAILING, rules, result.as_of_date, now)
         for outcome in failed_rows:
             outcome.quarantined = counts.get(outcome.rule_id)
         stream_level = [

@@ -105,38 +105,30 @@ def accept_snapshot(con: duckdb.DuckDBPyConnection, system: str, stream: str, co
     ).fetchall()
 
 
-def _hits_sql(batch: str, rules: list[dict[str, Any]]) -> str:
+def _hits_sql(batch: str, failing: str, rules: list[dict[str, Any]]) -> str:
     """The (row, rule, failing value) of every row breaking one of ``rules``.
 
-    Rules whose violation query has the generated shape (``predicate`` and ``failing_value`` set) are
-    evaluated in one scan: the batch filtered by any of their predicates (few rows), crossed with the
-    rule ids. Any other query runs as written, with ``{batch}`` bound to the batch.
+    A rule with a ``flag`` reads the runner's table of failing rows (``failing``: the few rows that broke
+    something, with one flag column per check), so no predicate is evaluated over the stream again. Any
+    other rule's violation query runs as written, with ``{batch}`` bound to the batch.
     """
     parts = []
-    fast = [r for r in rules if r.get("predicate") is not None]
-    if fast:
-        ids = ", ".join(f"({lit(r['rule_id'])})" for r in fast)
-        test = " ".join(f"when {lit(r['rule_id'])} then coalesce({r['predicate']}, false)" for r in fast)
-        value = " ".join(f"when {lit(r['rule_id'])} then cast({r['failing_value']} as varchar)" for r in fast)
-        broken = " or ".join(f"({r['predicate']})" for r in fast)
-        parts.append(
-            f"select cast(b._airbyte_raw_id as varchar) as _airbyte_raw_id, r._recon_rule as rule_id, "
-            f"case r._recon_rule {value} end as failing_value "
-            f"from (select * from ({batch}) as batch where {broken}) as b "
-            f"cross join (values {ids}) as r(_recon_rule) where case r._recon_rule {test} else false end")
     for r in rules:
-        if r.get("predicate") is None:
+        if r.get("flag") is not None:
+            parts.append(f"select cast(_airbyte_raw_id as varchar), {lit(r['rule_id'])}, "
+                         f"cast({r['failing_value']} as varchar) from {failing} where {r['flag']}")
+        else:
             violation = r["violation_sql"].format(batch=f"({batch}) as batch")
             parts.append(f"select cast(v._airbyte_raw_id as varchar), {lit(r['rule_id'])}, "
                          f"cast(v.failing_value as varchar) from ({violation}) as v")
-    return " union all ".join(parts) or \
-        "select cast(null as varchar) as _airbyte_raw_id, cast(null as varchar) as rule_id, " \
-        "cast(null as varchar) as failing_value where false"
+    return ("select * from (" + " union all ".join(parts) + ") as hits(_airbyte_raw_id, rule_id, failing_value)"
+            if parts else "select cast(null as varchar) as _airbyte_raw_id, cast(null as varchar) as rule_id, "
+                          "cast(null as varchar) as failing_value where false")
 
 
 def replace_quarantine(con: duckdb.DuckDBPyConnection, system: str, stream: str, table: str, batch: str,
-                       hidden: str | None, failed_rules: list[dict[str, Any]], as_of_date: date | None,
-                       now: datetime) -> tuple[dict[str, int], int]:
+                       hidden: str | None, failing: str, failed_rules: list[dict[str, Any]],
+                       as_of_date: date | None, now: datetime) -> tuple[dict[str, int], int]:
     """Rebuild the stream's quarantine for the rows of ``batch`` from the failed row-level rules.
 
     Rows landed after the as-of day (``hidden``) keep the quarantine their own day's run gave them, so
@@ -149,8 +141,9 @@ def replace_quarantine(con: duckdb.DuckDBPyConnection, system: str, stream: str,
         table: ``raw_<system>.<stream>``.
         batch: the ``select`` of the rows validated (the ``{batch}`` of each violation query).
         hidden: the predicate of the table's rows not visible as of the day (None: all are visible).
+        failing: the runner's temp table of failing rows (see :func:`_hits_sql`).
         failed_rules: dicts with rule_id, check, column, description, violation_sql, and for the
-            generated shape its ``predicate`` and ``failing_value`` (see ``rules.violation_parts``).
+            generated shape the ``flag`` column and ``failing_value`` (see ``rules.violation_parts``).
         as_of_date: the run's as-of day.
         now: the time stamped on the rows.
 
@@ -167,7 +160,7 @@ def replace_quarantine(con: duckdb.DuckDBPyConnection, system: str, stream: str,
         f" and _airbyte_raw_id not in (select cast(_airbyte_raw_id as varchar) from {table} where {hidden})")
     con.execute(f"delete from {SCHEMA}.contract_quarantine where system = ? and stream = ?{keep}",
                 [system, stream]).fetchall()
-    con.execute(f"create or replace temp table _contract_hits as {_hits_sql(batch, failed_rules)}").fetchall()
+    con.execute(f"create or replace temp table _contract_hits as {_hits_sql(batch, failing, failed_rules)}").fetchall()
     counts: dict[str, int] = {}
     for rule in failed_rules:
         counts[rule["rule_id"]] = con.execute(
