@@ -309,7 +309,8 @@ def _record(con: duckdb.DuckDBPyConnection, result: ContractResult, contract: An
         row_key = " || '|' || ".join(f"coalesce(cast({q(c)} as varchar), '')" for c in contract.primary_key
                                        if c in result.schema) or "null"
         result.violations_written = store.replace_violations(
-            con, system=result.system, stream=result.stream, batch=batch, as_of_date=result.as_of_date,
+            con, system=result.system, stream=result.stream, batch=_quarantined_rows(batch, rules),
+            as_of_date=result.as_of_date,
             row_key_sql=row_key,
             order_id_sql=contract.order_id_sql if _columns_present(contract.order_id_sql, result.schema) else None,
             severities={o.rule_id: "blocking" if o.blocking else "warning" for o in result.outcomes},
@@ -321,6 +322,14 @@ def _record(con: duckdb.DuckDBPyConnection, result: ContractResult, contract: An
     except Exception:
         con.execute("rollback").fetchall()
         raise
+
+
+def _quarantined_rows(batch: str, rules: list[dict[str, Any]]) -> str:
+    """A ``select`` holding every row of the batch that was just quarantined: the small table of failing
+    rows when every rule read it, the whole batch when one ran its own query, nothing when none failed."""
+    if not rules:
+        return f"select * from ({batch}) as batch where false"
+    return f"select * from {FAILING}" if all(r["flag"] for r in rules) else batch
 
 
 def _columns_present(sql: str | None, schema: dict[str, str]) -> bool:
