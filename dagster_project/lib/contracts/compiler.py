@@ -310,9 +310,16 @@ def _like(observed: Any, bound: Any) -> Any:
 FAILING = "_recon_contract_failing"  # the temp table of the rows breaking a map check, with their flags
 
 
+def _repeated_where(c: Check) -> str:
+    """The rows a uniqueness check compares: considered, and (as in GX's SQL engine, which joins the
+    group counts back on ``=``) without a null in the columns: a null repeats nothing."""
+    return " where " + " and ".join([*(f"{col} is not null" for col in c.columns),
+                                     *([f"({c.considered})"] if c.considered else [])])
+
+
 def _duplicates(batch: str, c: Check) -> str:
-    """The batch's considered rows whose values of ``c.columns`` repeat: ``group by``, not a window."""
-    where = f" where {c.considered}" if c.considered else ""
+    """The batch's compared rows whose values of ``c.columns`` repeat: ``group by``, not a window."""
+    where = _repeated_where(c)
     return (f"(select coalesce(sum(n), 0) from (select count(*) as n from ({batch}) as batch{where} "
             f"group by {', '.join(c.columns)} having count(*) > 1) as repeated)")
 
@@ -413,8 +420,8 @@ def samples(con: duckdb.DuckDBPyConnection, batch: str, checks: list[Check], lim
     for c in checks:
         if c.kind != "unique":
             continue
-        where = f" where {c.considered}" if c.considered else ""
-        on = " and ".join(f"b.{col} is not distinct from r.{col}" for col in c.columns)
+        where = _repeated_where(c)
+        on = " and ".join(f"b.{col} = r.{col}" for col in c.columns)
         cur = con.execute(
             f"select {c.index} as _recon_check, b.* from ({batch}) as b join (select {', '.join(c.columns)} "
             f"from ({batch}) as batch{where} group by {', '.join(c.columns)} having count(*) > 1) as r on {on} "

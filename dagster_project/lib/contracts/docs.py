@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dagster_project.lib.contracts.results import jsonable
+
 if TYPE_CHECKING:
     from dagster_project.lib.config import ReconConfig
 
@@ -39,16 +41,6 @@ def latest_run(config: ReconConfig) -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime_ns) if runs else None
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)
-
-
 def validation_result(suite: dict[str, Any], results: list[dict[str, Any]], *, table: str, run_name: str,
                       run_time: dt.datetime, as_of_date: dt.date | None, parameters: dict[str, Any]) -> dict[str, Any]:
     """One suite's results as GX's ``ExpectationSuiteValidationResult`` JSON.
@@ -69,16 +61,16 @@ def validation_result(suite: dict[str, Any], results: list[dict[str, Any]], *, t
     for expectation, result in zip(suite.get("expectations") or [], results, strict=True):
         config = {k: expectation[k] for k in ("type", "kwargs", "meta", "id", "description", "notes", "severity")
                   if k in expectation}
-        items.append({"success": bool(result["success"]), "expectation_config": _jsonable(config),
-                      "result": _jsonable(result.get("result") or {}),
-                      "exception_info": _jsonable(result.get("exception_info") or {})})
+        items.append({"success": bool(result["success"]), "expectation_config": jsonable(config),
+                      "result": jsonable(result.get("result") or {}),
+                      "exception_info": jsonable(result.get("exception_info") or {})})
     passed = sum(i["success"] for i in items)
     batch_id = f"{DATASOURCE}-{table}" + (f"-as-of-{as_of_date}" if as_of_date else "")
     return {
         "success": passed == len(items),
         "results": items,
         "suite_name": suite["name"],
-        "suite_parameters": _jsonable(parameters),
+        "suite_parameters": jsonable(parameters),
         "statistics": {"evaluated_expectations": len(items), "successful_expectations": passed,
                        "unsuccessful_expectations": len(items) - passed,
                        "success_percent": passed / len(items) * 100 if items else None},

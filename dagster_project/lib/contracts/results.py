@@ -166,7 +166,7 @@ class ContractResult:
             "failing_expectations": [
                 {"rule_id": o.rule_id, "column": o.column, "expectation": o.expectation_type,
                  "blocking": o.blocking, "unexpected_count": o.unexpected_count,
-                 "element_count": o.element_count, "observed_value": _jsonable(o.observed_value),
+                 "element_count": o.element_count, "observed_value": jsonable(o.observed_value),
                  "quarantined": o.quarantined, "error": o.error}
                 for o in self.failures
             ],
@@ -181,11 +181,12 @@ class ContractResult:
         }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types (dates, decimals and the like as text)."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     return str(value)

@@ -41,7 +41,7 @@ from dagster_project.lib.contracts.results import (
     ContractResult,
     DriftChange,
     Outcome,
-    _jsonable,
+    jsonable,
 )
 from dagster_project.lib.contracts.rules import (
     FILE_MODIFIED,
@@ -140,7 +140,7 @@ def _samples(con: duckdb.DuckDBPyConnection, batch: str, checks: list[Check], li
     for index, names, rows in samples(con, batch, checks, limit):
         keep = [i for i, n in enumerate(names) if not n.startswith("_recon_")
                 and (n not in AIRBYTE_COLUMNS or n == RAW_ID)]
-        out[index] = [{names[i]: _jsonable(row[i]) for i in keep} for row in rows]
+        out[index] = [{names[i]: jsonable(row[i]) for i in keep} for row in rows]
     return out
 
 
@@ -298,7 +298,7 @@ def _record(con: duckdb.DuckDBPyConnection, result: ContractResult, contract: An
             outcome.quarantined = counts.get(outcome.rule_id)
         stream_level = [
             {"column": o.column, "rule_id": o.rule_id, "expectation": o.expectation_type,
-             "failing_value": None if o.observed_value is None else str(_jsonable(o.observed_value)),
+             "failing_value": None if o.observed_value is None else str(jsonable(o.observed_value)),
              "severity": "blocking" if o.blocking else "warning", "reason": o.message(result.system, result.stream)}
             for o in result.failures if (not o.row_level or o.error is not None) and o.check != "unique_key_per_sync"
         ] + [
