@@ -281,7 +281,7 @@ def _record(con: duckdb.DuckDBPyConnection, result: ContractResult, contract: An
     rules = []
     for c in checks:
         o = by_check[c.index]
-        if o not in failed_rows or not o.quarantine:
+        if o.success or not o.row_level or o.error is not None or not o.quarantine:
             continue
         sql = (c.expectation.get("meta") or {})["violation_sql"]
         parts = violation_parts(sql)
