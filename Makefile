@@ -27,10 +27,10 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .
-	$(BIN)/pytest --durations=15   # the slowest tests are listed: keep the suite near 10 minutes
+	$(BIN)/pytest -n 2 --dist worksteal --durations=15   # two workers; the slowest tests are listed
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n 2 --dist worksteal -m "not slow"
 
 ui: $(STAMP)
 	$(BIN)/recon ui
@@ -40,4 +40,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check . || true
 
 clean:
-	rm -rf .recon dbt_project/target dbt_project/logs dbt_project/models/staging/_generated
+	rm -rf .recon dbt_project/target dbt_project/logs

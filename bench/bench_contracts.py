@@ -37,7 +37,10 @@ TIMED = r"""
 import datetime as dt, json, sys, time
 from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
 from dagster_project.lib.contracts.runner import validate_stream
-from dagster_project.lib.duckdb_resource import connect
+try:
+    from dagster_project.lib.database import connect
+except ImportError:  # an older tree
+    from dagster_project.lib.duckdb_resource import connect
 
 gx_dir, repeat, now = sys.argv[1], int(sys.argv[2]), dt.datetime.fromisoformat(sys.argv[3])
 started = time.perf_counter()
@@ -95,7 +98,7 @@ def build(data: Path, rows: int, bad_rate: float, now: dt.datetime) -> Path:
 def land(config) -> float:
     """Land the export with the file-drop connector, as the nightly does; returns the seconds."""
     from dagster_project.defs.ingestion.assets import file_drop_stream
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
     from ingestion.sync import sync_stream
 
     con = connect(config.duckdb_path)

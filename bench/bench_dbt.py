@@ -59,7 +59,7 @@ def drop_files(exports: Path, drop: Path, last_day: dt.date) -> int:
 
 
 def checksums(db: Path, day: dt.date) -> dict[str, list]:
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
 
     con = connect(db, read_only=True)
     try:
@@ -100,8 +100,8 @@ def main() -> None:
     os.environ["RECON_DEMO_DATA"] = str(drop)
     from dagster_project.defs.ingestion.assets import file_drop_stream
     from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+    from dagster_project.lib.database import connect
     from dagster_project.lib.dbt_project import AS_OF_DATE_ENV, DUCKDB_PATH_ENV, get_dbt_project, set_dbt_env
-    from dagster_project.lib.duckdb_resource import connect
     from ingestion.demo.generator import generate
     from ingestion.sync import sync_stream
 
@@ -126,10 +126,10 @@ def main() -> None:
         timings[label] = time.perf_counter() - t
         return rows
 
-    get_dbt_project(config)
+    project_dir = str(get_dbt_project(config).project_dir)
     set_dbt_env(config)
     dbt = str(Path(sys.executable).with_name("dbt"))
-    base = [dbt, "build", "--project-dir", str(ROOT / "dbt_project"), "--profiles-dir", str(ROOT / "dbt_project"),
+    base = [dbt, "build", "--project-dir", project_dir, "--profiles-dir", project_dir,
             "--vars", json.dumps(config.dbt_vars(), sort_keys=True), "--exclude", "test_type:unit", "--quiet"]
 
     def build(label: str, day: dt.date, db: Path = config.duckdb_path, *extra: str) -> None:

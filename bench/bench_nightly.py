@@ -87,7 +87,7 @@ def platform_side(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
     from dagster_project.lib.runner import run_days
 
     config = load_config(DEMO_CONFIG_PATH)

@@ -6,22 +6,46 @@ import datetime as dt
 import json
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import click
 
-from dagster_project.lib.config import ConfigError, ReconConfig, load_config, resolve_config_path
+from dagster_project.lib.config import (
+    DEMO_CONFIG_PATH,
+    ConfigError,
+    ReconConfig,
+    load_config,
+    resolve_config_path,
+)
 
 DEFAULT_DEMO_ORDERS = 5000
 DEFAULT_DEMO_DAYS = 7
 DEFAULT_DEMO_SEED = 7
 
 
-def _load(ctx: click.Context) -> ReconConfig:
+def _load(ctx: click.Context, run_checks: bool = True) -> ReconConfig:
+    """The config; read commands pass ``run_checks=False``: none of the runs' checks, no partition end."""
+    path = ctx.obj["config_path"]
     try:
-        return load_config(ctx.obj["config_path"])
+        config = load_config(path, run_checks=run_checks)
+        if (run_checks and config.project.end_date is None
+                and Path(path).resolve() == DEMO_CONFIG_PATH.resolve()):
+            end = _demo_end_date(config)
+            if end is not None:  # the demo's partitions end with its data (the UI inherits the variable)
+                os.environ["RECON_END_DATE"] = end
+                config = load_config(path)
+        return config
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _demo_end_date(config: ReconConfig) -> str | None:
+    """The last day of the generated demo data (its manifest), if there is any."""
+    try:
+        return json.loads((_demo_data_dir(config) / "manifest.json").read_text())["end_date"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _date(value: str | None, name: str) -> dt.date | None:
@@ -33,7 +57,33 @@ def _date(value: str | None, name: str) -> dt.date | None:
         raise click.BadParameter(f"expected a date as YYYY-MM-DD, got '{value}'", param_hint=name) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _DomainCommands(click.Group):
+    """The root group; each domain's commands load from their module on first use.
+
+    ``recon exceptions list`` then imports the exceptions CLI only, not the report renderer (Jinja)
+    or the contract suites; ``recon --help`` loads them all to print their one-line help.
+    """
+
+    lazy: dict[str, str] = {
+        "contracts": "dagster_project.lib.contracts.cli:contracts",
+        "exceptions": "dagster_project.lib.exceptions_cli:exceptions",
+        "order": "dagster_project.lib.exceptions_cli:order",
+        "report": "dagster_project.lib.reports.cli:report",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy:
+            import importlib
+
+            module, _, attr = self.lazy[name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_DomainCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="RECON_CONFIG", type=click.Path(dir_okay=False),
               help="Project config (YAML). Default: $RECON_CONFIG, else the demo config.")
 @click.pass_context
@@ -202,11 +252,13 @@ def demo(ctx: click.Context, orders: int, days: int, seed: int, fresh: bool) -> 
         ctx.invoke(demo_data, out_dir=str(data_dir), orders=orders, days=days, seed=seed, start=None,
                    rates=(), no_outage=False)
     meta = json.loads(manifest.read_text())
+    os.environ["RECON_END_DATE"] = meta["end_date"]  # the partitions end with the data just generated
+    cfg = _load(ctx)
     first = dt.date.fromisoformat(meta["start_date"])
     last = dt.date.fromisoformat(meta["end_date"])
     click.echo(f"Running the nightly reconciliation through Dagster for {first} .. {last}:")
     started = time.perf_counter()
-    results = run_days(cfg, days_between(first, last), echo=click.echo)
+    results = run_days(cfg, days_between(first, last), echo=click.echo, command="recon demo")
     if not all(r.success for r in results):
         raise click.ClickException("a run failed; see the error above and the run in the Dagster UI (make ui)")
     click.echo(f"All {len(results)} days ran in {time.perf_counter() - started:.0f}s.\n")
@@ -222,8 +274,9 @@ def demo(ctx: click.Context, orders: int, days: int, seed: int, fresh: bool) -> 
 @click.option("--dry-run", is_flag=True,
               help="Show which exceptions this config would open, update and resolve, without touching them.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
+@click.option("--wait", is_flag=True, help="If another run of this config is in progress, wait for it (default: fail).")
 @click.pass_context
-def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: bool) -> None:
+def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: bool, wait: bool) -> None:
     """Run the nightly job for a day or a range, through Dagster (recorded in the Dagster instance)."""
     from dagster_project.lib.runner import days_between, dry_run_day, run_days
 
@@ -241,7 +294,7 @@ def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: 
         return
     try:
         days = days_between(first, last)
-        results = run_days(cfg, days, echo=click.echo)
+        results = run_days(cfg, days, echo=click.echo, wait=wait)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if not all(r.success for r in results):
@@ -250,7 +303,7 @@ def run(ctx: click.Context, date_: str, to: str | None, dry_run: bool, as_json: 
 
 
 def _print_summary(cfg: ReconConfig, as_of: dt.date) -> None:
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
     from dagster_project.lib.summary import build_summary, render_summary
 
     con = connect(cfg.duckdb_path, read_only=True)
@@ -266,10 +319,10 @@ def _print_summary(cfg: ReconConfig, as_of: dt.date) -> None:
 @click.pass_context
 def summary(ctx: click.Context, date_: str | None, as_json: bool) -> None:
     """Print the reconciliation summary for a day."""
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
     from dagster_project.lib.summary import build_summary, render_summary
 
-    cfg = _load(ctx)
+    cfg = _load(ctx, run_checks=False)
     if not cfg.duckdb_path.exists():
         raise click.ClickException(f"no database at {cfg.duckdb_path}: run `recon run --date D` or `recon demo` first")
     con = connect(cfg.duckdb_path, read_only=True)
@@ -289,30 +342,40 @@ def sql(ctx: click.Context, query: str, limit: int, as_json: bool = False) -> No
     """Run a read-only SQL query against the reconciliation database and print the result."""
     import duckdb
 
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
 
-    cfg = _load(ctx)
+    cfg = _load(ctx, run_checks=False)
     if not cfg.duckdb_path.exists():
         raise click.ClickException(f"no database at {cfg.duckdb_path}")
     con = connect(cfg.duckdb_path, read_only=True)
     try:
         cursor = con.execute(query)
-        if as_json:
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-            click.echo(json.dumps(rows, default=str))
-            return
-        frame = cursor.df()
+        names = [d[0] for d in cursor.description] if cursor.description else []
+        rows = cursor.fetchall() if names else []
     except duckdb.Error as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         con.close()
-    import pandas as pd
+    if as_json:
+        click.echo(json.dumps([dict(zip(names, row, strict=True)) for row in rows], default=str))
+        return
+    click.echo(_text_table(names, rows[:limit]))
+    if len(rows) > limit:
+        click.echo(f"... {len(rows) - limit:,} more rows (use --limit)")
 
-    with pd.option_context("display.max_columns", 50, "display.width", 200):
-        click.echo(frame.head(limit).to_string(index=False))
-    if len(frame) > limit:
-        click.echo(f"... {len(frame) - limit:,} more rows (use --limit)")
+
+def _text_table(names: list[str], rows: list[tuple]) -> str:
+    """Columns aligned under their names; numbers right-aligned, NULL as an empty cell."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
+    numeric = [bool(rows) and all(isinstance(r[i], int | float | Decimal) or r[i] is None for r in rows)
+               for i in range(len(names))]
+
+    def line(values: list[str]) -> str:
+        cells = (v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True))
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([line(list(names)), *(line(r) for r in cells)])
 
 
 @cli.command()
@@ -323,16 +386,16 @@ def docs(ctx: click.Context, serve: bool, port: int) -> None:
     """Generate dbt docs (every model and column described, with lineage) for analysts."""
     import subprocess
 
-    from dagster_project.lib.dbt_project import DBT_PROJECT_DIR, dbt_target_dir, get_dbt_project, set_dbt_env
+    from dagster_project.lib.dbt_project import dbt_target_dir, get_dbt_project, set_dbt_env
 
     cfg = _load(ctx)
     if not cfg.duckdb_path.exists():
         raise click.ClickException(f"no database at {cfg.duckdb_path}: run `recon demo` or `recon run` first")
-    get_dbt_project(cfg)
+    project_dir = str(get_dbt_project(cfg).project_dir)
     set_dbt_env(cfg)
     target = dbt_target_dir(cfg).parent / "docs"
     dbt = str(Path(sys.executable).with_name("dbt"))
-    common = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+    common = ["--project-dir", project_dir, "--profiles-dir", project_dir,
               "--vars", json.dumps(cfg.dbt_vars(), sort_keys=True), "--target-path", str(target)]
     env = {**os.environ, "RECON_AS_OF_DATE": os.environ.get("RECON_AS_OF_DATE", str(cfg.project.start_date))}
     subprocess.run([dbt, "--quiet", "docs", "generate", *common], check=True, env=env)
@@ -361,27 +424,21 @@ def ui(ctx: click.Context, port: int, host: str) -> None:
     os.execv(str(dagster), [str(dagster), "dev", "-w", str(workspace), "-h", host, "-p", str(port)])
 
 
-def _register_domain_commands() -> None:
-    from dagster_project.lib.contracts.cli import contracts
-    from dagster_project.lib.exceptions_cli import exceptions, order
-    from dagster_project.lib.reports.cli import report
-
-    for command in (contracts, exceptions, order, report):
-        cli.add_command(command)
-
-
-_register_domain_commands()
-
-
 def main() -> None:
     import warnings
 
-    import dagster as dg
-
     # Dagster flags backfill_policy as beta on every load; say it once in the docs, not on every command.
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    # Matched by message, not by dagster.BetaWarning: importing Dagster here would slow every command.
+    warnings.filterwarnings("ignore", message=".* is currently in beta")
     warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
-    cli(obj={})
+    from dagster_project.lib.database import DatabaseBusyError
+    from dagster_project.lib.run_lock import RunInProgressError
+
+    try:
+        cli(obj={})
+    except (RunInProgressError, DatabaseBusyError) as exc:  # said plainly, never as a stack trace
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

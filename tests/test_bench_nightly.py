@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import duckdb
 import pytest
 
 from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
-from dagster_project.lib.dbt_codegen import write_generated_files
+from dagster_project.lib.dbt_codegen import lay_out_project
 from ingestion.sync import sync_system
 
 pytestmark = pytest.mark.slow
@@ -45,9 +44,7 @@ def test_generator_and_hand_written_script_agree_with_the_platform(tmp_path: Pat
     config = load_config(DEMO_CONFIG_PATH, env=env)
     config.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     project = tmp_path / "dbt_project"
-    shutil.copytree(REPO / "dbt_project", project,
-                    ignore=shutil.ignore_patterns("target", "logs", "_generated", ".user.yml"))
-    write_generated_files(project, config.dbt_vars())
+    lay_out_project(project, REPO / "dbt_project", config.dbt_vars())
 
     def land_and_build(day: dt.date) -> set[tuple]:
         con = duckdb.connect(str(config.duckdb_path))

@@ -14,7 +14,7 @@ import pytest
 
 from dagster_project.lib import exceptions_store as store
 from dagster_project.lib.bulk_write import BulkWriteError, arrow_type, insert_rows
-from dagster_project.lib.duckdb_resource import connect
+from dagster_project.lib.database import connect
 from dagster_project.lib.exceptions_store import exception_id, sync_exceptions
 
 D1 = dt.date(2026, 10, 1)

@@ -154,6 +154,23 @@ def test_bad_cron_fails_at_load_naming_key_and_line(tmp_path, cron):
         load_config(write(tmp_path, text), env={})
 
 
+def test_read_commands_skip_only_the_checks_runs_need(tmp_path):
+    """``run_checks=False`` (the CLI's read commands) skips the cron and connector checks, nothing else."""
+    text = MINIMAL.format(db=tmp_path / "x.duckdb").replace(
+        "  duckdb_path:", "  schedule:\n    cron: \"every night\"\n  duckdb_path:", 1).replace(
+        "    path: /data/shop\n", "    path: /data/shop\n    options: {token: abc}\n", 1)
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, env={})
+    assert "project.schedule.cron (line 5): expected a cron expression" in str(refused.value)
+    assert "systems.shop" in str(refused.value) and "takes no 'options'" in str(refused.value)
+    assert load_config(path, env={}, run_checks=False).project.schedule.cron == "every night"
+    with pytest.raises(ConfigError, match=r"systems.shop.streams.orders.sync_mode"):
+        load_config(write(tmp_path, text.replace("        primary_key: id\n",
+                                                 "        primary_key: id\n        sync_mode: full_refresh\n")),
+                    env={}, run_checks=False)
+
+
 def test_cron_accepts_what_dagster_accepts(tmp_path):
     text = MINIMAL.format(db=tmp_path / "x.duckdb").replace(
         "  duckdb_path:", "  schedule:\n    cron: \"@daily\"\n  duckdb_path:", 1)

@@ -19,7 +19,8 @@ from dagster_project.lib.config import DEMO_CONFIG_PATH, ReconConfig, load_confi
 from dagster_project.lib.contracts.cli import contracts
 from dagster_project.lib.contracts.runner import ContractResult, validate_stream
 from dagster_project.lib.contracts.suites import EXPECTATIONS_DIR, contracts_for, generate_suites, is_stale
-from dagster_project.lib.duckdb_resource import DuckDBResource, connect
+from dagster_project.lib.database import connect
+from dagster_project.lib.duckdb_resource import DuckDBResource
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 

@@ -11,7 +11,6 @@ import copy
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,13 @@ import duckdb
 import pytest
 import yaml
 
-from dagster_project.lib.dbt_codegen import GENERATED_DIR, ROLE_COLUMNS, render_files, write_generated_files
+from dagster_project.lib.dbt_codegen import (
+    GENERATED_DIR,
+    ROLE_COLUMNS,
+    lay_out_project,
+    render_files,
+    write_generated_files,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO / "dbt_project"
@@ -312,10 +317,8 @@ class DbtEnv:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.project = tmp / "dbt_project"
-        shutil.copytree(DBT_PROJECT, self.project,
-                        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "_generated", ".user.yml"))
         self.db = tmp / "warehouse.duckdb"
-        write_generated_files(self.project, recon_vars())
+        lay_out_project(self.project, DBT_PROJECT, recon_vars())
 
     def dbt(self, *args: str, as_of: str | None = None, check: bool = True,
             recon: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
@@ -375,6 +378,30 @@ def test_codegen_is_deterministic_and_removes_stale_files(tmp_path: Path) -> Non
     sources = yaml.safe_load((gen / "_sources.yml").read_text())["sources"]
     psp = next(s for s in sources if s["name"] == "raw_psp")
     assert [t["meta"]["dagster"]["asset_key"] for t in psp["tables"]] == [["raw", "psp", "charges"]]
+
+
+def test_each_config_gets_its_own_project_folder_and_the_committed_one_is_never_written(tmp_path: Path) -> None:
+    before = sorted(p.relative_to(DBT_PROJECT) for p in DBT_PROJECT.rglob("*") if "target" not in p.parts
+                    and "logs" not in p.parts)
+    first, second = tmp_path / "a" / "project", tmp_path / "b" / "project"
+    vars_ = recon_vars()
+    smaller = copy.deepcopy(vars_)
+    del smaller["recon"]["systems"]["psp"]["streams"]["refunds"]
+    assert lay_out_project(first, DBT_PROJECT, vars_) is True
+    assert lay_out_project(second, DBT_PROJECT, smaller) is True
+    assert lay_out_project(first, DBT_PROJECT, vars_) is False  # unchanged: dbt's partial parse stays valid
+    for folder in (first, second):
+        assert (folder / "dbt_project.yml").resolve() == (DBT_PROJECT / "dbt_project.yml").resolve()
+        assert (folder / "macros").is_symlink() and (folder / "models").is_symlink()
+    assert (first / GENERATED_DIR / "stg_psp__refunds.sql").exists()
+    assert not (second / GENERATED_DIR / "stg_psp__refunds.sql").exists()
+    after = sorted(p.relative_to(DBT_PROJECT) for p in DBT_PROJECT.rglob("*") if "target" not in p.parts
+                   and "logs" not in p.parts)
+    assert after == before
+    (first / "models").unlink()
+    (first / "models").mkdir()  # something that is not our link is never overwritten
+    with pytest.raises(FileExistsError, match="models exists and is not a link"):
+        lay_out_project(first, DBT_PROJECT, vars_)
 
 
 def test_codegen_columns_match_the_role_columns_macro() -> None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import dagster as dg
+import pytest
 
 from dagster_project.definitions import build_definitions
 from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB, nightly_partition_key
+from dagster_project.lib.config import DEMO_CONFIG_PATH, ConfigError, load_config
 from dagster_project.lib.dbt_project import ReconDbtCliResource
+from dagster_project.lib.partitions import daily_partitions
+from dagster_project.lib.runner import run_days
 
 
 def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_config):
@@ -27,6 +32,11 @@ def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_
     assert dg.AssetKey(["raw", "psp", "charges"]) in parents
     assert dg.AssetKey(["marts", "fct_order_diffs"]) in graph.get(dg.AssetKey("exceptions")).parent_keys
     assert isinstance(defs.resources["dbt"], ReconDbtCliResource)
+    # What the UI shows a user names no repository file: no docs/ paths, no local file:// links.
+    for spec in defs.resolve_all_asset_specs():
+        shown = f"{spec.description or ''} " + " ".join(
+            f"{k}={v}" for k, v in spec.metadata.items() if not k.startswith("dagster_dbt/"))  # those are hidden
+        assert not re.search(r"docs/|\.md\b|dagster_project/|file://", shown), (spec.key, shown[:300])
 
 
 def test_schedule_runs_the_previous_day_in_its_time_zone(demo_config):
@@ -63,3 +73,21 @@ def test_dbt_resource_knows_the_version_dbt_itself_reports():
     resource = ReconDbtCliResource(project_dir=str(DBT_PROJECT_DIR))
     asked = DbtCliResource(project_dir=str(DBT_PROJECT_DIR), dbt_executable=resource.dbt_executable)._cli_version
     assert resource._cli_version == asked
+
+
+def test_partitions_end_with_the_configured_end_date(recon_home, monkeypatch):
+    monkeypatch.setenv("RECON_END_DATE", "2026-10-07")
+    config = load_config(DEMO_CONFIG_PATH)
+    assert config.project.end_date == dt.date(2026, 10, 7)
+    keys = daily_partitions(config).get_partition_keys(current_time=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+    assert keys[0] == "2026-10-01" and keys[-1] == "2026-10-07" and len(keys) == 7  # not up to yesterday
+    with pytest.raises(ValueError, match="after the configured end date 2026-10-07"):
+        run_days(config, [dt.date(2026, 10, 8)], echo=lambda *_: None)
+    defs = build_definitions(str(config.source_file))
+    schedule = defs.resolve_schedule_def("nightly_reconciliation_schedule")
+    late = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 10, 20, 2, 0, tzinfo=dt.UTC),
+                                     repository_def=defs.get_repository_def())
+    assert "after the configured end date" in schedule.evaluate_tick(late).skip_message
+    monkeypatch.setenv("RECON_END_DATE", "2026-09-30")
+    with pytest.raises(ConfigError, match="end_date 2026-09-30 is before start_date 2026-10-01"):
+        load_config(DEMO_CONFIG_PATH)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -27,7 +26,7 @@ import pytest
 import yaml
 
 from dagster_project.lib.config import load_config
-from dagster_project.lib.dbt_codegen import write_generated_files
+from dagster_project.lib.dbt_codegen import lay_out_project
 from ingestion.sync import sync_system
 
 pytestmark = pytest.mark.slow
@@ -251,9 +250,7 @@ class Project:
         path.write_text(config_yaml(tmp, modes, globs))
         self.config = load_config(path)
         self.project = tmp / "dbt_project"
-        shutil.copytree(REPO / "dbt_project", self.project,
-                        ignore=shutil.ignore_patterns("target", "logs", "_generated", ".user.yml"))
-        write_generated_files(self.project, self.config.dbt_vars())
+        lay_out_project(self.project, REPO / "dbt_project", self.config.dbt_vars())
 
     def land(self) -> list[Any]:
         con = duckdb.connect(str(self.config.duckdb_path))

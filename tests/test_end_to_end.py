@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from dagster_project.lib.config import DEMO_CONFIG_PATH, ReconConfig, load_config
-from dagster_project.lib.duckdb_resource import connect
+from dagster_project.lib.database import connect
 from dagster_project.lib.runner import days_between, run_days
 from ingestion.demo import expected_contract_breaks
 from ingestion.demo.generator import generate

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from dagster_project.lib.duckdb_resource import connect
+from dagster_project.lib.database import connect
 from dagster_project.lib.exceptions_store import exception_id, sync_exceptions
 
 D1, D2, D3, D4 = (dt.date(2026, 10, d) for d in (1, 2, 3, 4))
@@ -340,7 +340,7 @@ def test_dry_run_plans_without_writing(con, cfg, tmp_path):
     sync_exceptions(con, D1, [diff(role="invoices"), diff(order_id="SO-2", role="invoices")], set(), ROLES,
                     config=cfg, now=NOW)
     con.close()
-    from dagster_project.lib.duckdb_resource import connect as _connect
+    from dagster_project.lib.database import connect as _connect
 
     ro = _connect(tmp_path / "x.duckdb", read_only=True)
     before = (table(ro, "exceptions"), table(ro, "exception_events"))

@@ -21,7 +21,8 @@ from dagster_project.defs.exceptions import assets as exception_assets
 from dagster_project.defs.exceptions import sensors
 from dagster_project.lib import exceptions_store
 from dagster_project.lib.config_exceptions import WebhookChannel
-from dagster_project.lib.duckdb_resource import DuckDBResource, connect
+from dagster_project.lib.database import connect
+from dagster_project.lib.duckdb_resource import DuckDBResource
 from dagster_project.lib.notifications import flush, outbox_summary
 from dagster_project.lib.runner import notification_note
 from dagster_project.lib.summary import build_summary, render_summary

@@ -30,7 +30,8 @@ from dagster_project.lib.config_exceptions import (
     SlackChannel,
     WebhookChannel,
 )
-from dagster_project.lib.duckdb_resource import DuckDBResource, connect
+from dagster_project.lib.database import connect
+from dagster_project.lib.duckdb_resource import DuckDBResource
 from dagster_project.lib.exceptions_store import escalate, sync_exceptions
 from dagster_project.lib.notifications import build_senders, flush, outbox_summary
 from dagster_project.lib.notifications.channels import redact

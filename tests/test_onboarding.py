@@ -246,7 +246,7 @@ def test_blocked_run_names_stream_column_cause_and_what_to_run_then_the_fixed_co
     fixed = invoke("--config", str(path), "run", "--date", "2026-10-01")
     assert fixed.exit_code == 0, fixed.output
     assert "regenerated contract suite for psp.charges" in fixed.output
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
 
     con = connect(tmp_path / "state" / "warehouse.duckdb", read_only=True)
     try:

@@ -233,7 +233,7 @@ def test_report_asset_on_real_runs_matches_the_marts(demo_config: ReconConfig) -
 
     import dagster as dg
 
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
     from dagster_project.lib.runner import dagster_home
     from ingestion.demo.generator import generate
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.duckdb_resource import connect
+from dagster_project.lib.database import connect
 from dagster_project.lib.routing import OrderContext, Router, cutoff, dbt_meta_owners, load_order_contexts
 
 D = dt.date(2026, 10, 5)

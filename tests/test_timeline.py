@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from dagster_project.lib import exceptions_store as store
-from dagster_project.lib.duckdb_resource import connect
+from dagster_project.lib.database import connect
 from dagster_project.lib.timeline import build_timeline, render_timeline
 
 D1, D2, D3 = (dt.date(2026, 10, d) for d in (1, 2, 3))
@@ -89,22 +89,22 @@ def test_timeline_has_records_states_diffs_and_events_in_order(world):
     assert "shop/orders SO-1: placed EUR 100.00 2 line(s)" in titles[1]
     assert titles[2] == "psp/charges ch_1: charge pending EUR 100.00"
     assert titles[3] == "psp/charges ch_1: charge succeeded EUR 100.00 (status pending -> succeeded)"
-    assert "canonical state PAID, owner revenue-ops" in titles
-    assert any(t.startswith("diff missing_invoice@erp seen as of 2026-10-01") for t in titles)
-    assert "diff missing_invoice@erp gone as of 2026-10-03" in titles
+    assert "canonical state PAID, state owner revenue-ops" in titles
+    assert any(t.startswith("missing_invoice@erp seen as of 2026-10-01") for t in titles)
+    assert "missing_invoice@erp gone as of 2026-10-03" in titles
     events = [t for k, t in kinds if k == "exception"]
     assert [t.split(" (")[0] for t in events] == [
-        "exception missing_invoice@erp opened", "exception missing_invoice@erp acknowledged",
-        "exception missing_invoice@erp auto_resolved"]
+        "missing_invoice@erp opened", "missing_invoice@erp acknowledged",
+        "missing_invoice@erp auto_resolved"]
     assert "by ann: chasing ERP" in events[1]
-    assert titles.index("canonical state RECONCILED, owner revenue-ops") > titles.index("erp/documents INV-1: invoice posted EUR 100.00")
+    assert titles.index("canonical state RECONCILED, state owner revenue-ops") > titles.index("erp/documents INV-1: invoice posted EUR 100.00")
     ats = [e["at"] for e in timeline.entries]
     assert ats == sorted(ats)
     # the record landed later than it was written: the landing time is shown
     shop = next(e for e in timeline.entries if e["system"] == "shop")
     assert shop["details"]["landed_at"] == dt.datetime(2026, 10, 1, 10)
     text = render_timeline(timeline)
-    assert "state RECONCILED (owner revenue-ops)" in text and "[landed 2026-10-01 10:00]" in text
+    assert "state RECONCILED as of 2026-10-03, state owner revenue-ops" in text and "[landed 2026-10-01 10:00]" in text
 
 
 def test_as_of_shows_the_order_as_it_was(world):
@@ -140,3 +140,23 @@ def test_unknown_order_and_json(world):
     assert "nothing known" in render_timeline(empty)
     data = build_timeline(con, config, "SO-1").as_dict()
     assert data["order"]["state"] == "RECONCILED" and isinstance(data["entries"][0]["at"], str)
+
+
+def test_the_text_says_which_owner_is_which_and_reads_on_the_as_of_clock(world):
+    con, config = world
+    mismatch = {"order_id": "SO-1", "customer_id": "C-1", "diff_type": "amount_mismatch", "system": "psp",
+                "role": "payments", "severity": "medium", "owner": "payments-ops", "amount_at_risk": 1234.5,
+                "currency": "EUR", "expected_value": "100", "actual_value": "1334.5", "systems_involved": "shop,psp",
+                "rule": "r", "reproduce_sql": "", "reproduce_command": "", "first_seen_date": D3}
+    store.sync_exceptions(con, D3, [mismatch], set(), ROLES, now=dt.datetime(2026, 12, 1, 23, 0))
+    timeline = build_timeline(con, config, "SO-1")
+    text = render_timeline(timeline)
+    assert "exception exception" not in text and "diff      diff" not in text
+    assert "state RECONCILED as of 2026-10-03, state owner revenue-ops" in text
+    assert "two kinds of owner: revenue-ops owns the order's state (RECONCILED" in text
+    assert "EUR 1,234.50  owner payments-ops" in text
+    opened = next(e for e in timeline.entries if e["title"].startswith("amount_mismatch@psp opened"))
+    # on the as-of clock (the end of D3) like the diffs of D3, with the wall-clock time of the action beside it
+    assert opened["at"] == dt.datetime(2026, 10, 4) and opened["details"]["recorded_at"] == dt.datetime(2026, 12, 1, 23)
+    assert "amount_mismatch@psp opened (new -> open, owner payments-ops) by recon: amount_mismatch found  " \
+           "[recorded 2026-12-01 23:00 UTC]" in text

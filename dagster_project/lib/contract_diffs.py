@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.duckdb_resource import table_exists
+from dagster_project.lib.database import table_exists
 
 
 def contract_violation_diffs(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: ReconConfig) -> list[dict[str, Any]]:

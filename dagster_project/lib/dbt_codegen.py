@@ -1,12 +1,14 @@
 """Generate the config-dependent part of the dbt project: sources and staging models.
 
 The staging layer has one model per configured source stream, so it cannot be committed: it is
-rendered from the platform config into ``dbt_project/models/staging/_generated/`` (gitignored) before
-dbt parses. Each generated model is one line calling the committed ``stage_stream`` macro, which reads
+rendered from the platform config into a per-config dbt project folder (``<state_dir>/dbt/project``,
+laid out by :func:`lay_out_project`: links to the committed project plus ``generated/staging/``) before
+dbt parses. Two configs never write the same files, so they can run (and be tested) at once. Each generated model is one line calling the committed ``stage_stream`` macro, which reads
 the field mapping from the dbt var ``recon``; the YAML files carry the sources (keyed to the ingestion
 assets ``raw/<system>/<stream>``) and the documentation of every generated model and column.
 
-Everything here is a pure function of its arguments; nothing happens at import time.
+Everything here is a pure function of its arguments (the two writers write only what they are
+given); nothing happens at import time.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ from typing import Any
 
 import yaml
 
-GENERATED_DIR = Path("models") / "staging" / "_generated"
+# A second model path of the dbt project (dbt_project.yml `model-paths`): files in it get the fqn
+# order_recon.staging.<name>, so dbt_project.yml's `staging:` configs apply to them.
+GENERATED_DIR = Path("generated") / "staging"
+# What a per-config project never links from the committed one: dbt's own output and the generated part.
+_NOT_LINKED = {"target", "logs", "dbt_packages", "generated", ".user.yml"}
 
 LINEAGE_COLUMNS: list[tuple[str, str]] = [
     ("source_system", "Name of the configured source system the row came from."),
@@ -188,7 +194,7 @@ def render_files(recon_vars: Mapping[str, Any]) -> dict[str, str]:
                         f"{system}.{stream} staged into the canonical {role} columns: renamed, typed, "
                         "unit-converted, timestamps in UTC, plus lineage columns. One row per raw row "
                         f"(all versions; sync_mode {scfg.get('sync_mode') or 'append'}; the current version "
-                        "as of D is chosen downstream, docs/reconciliation-rules.md#records-and-versions)."
+                        "as of D is chosen downstream: reconciliation rules, records and versions)."
                     ),
                     "meta": {"recon": {"system": system, "stream": stream, "role": role}},
                     "columns": columns,
@@ -252,3 +258,33 @@ def write_generated_files(project_dir: Path, recon_vars: dict) -> bool:
             path.unlink()
             changed = True
     return changed
+
+
+def lay_out_project(project_dir: Path, committed_dir: Path, recon_vars: dict) -> bool:
+    """Lay out a dbt project for one config: links to the committed project plus its generated staging.
+
+    ``project_dir`` gets a symbolic link to every top-level entry of ``committed_dir`` (dbt_project.yml,
+    profiles.yml, macros/, models/, tests/, ...), so edits to the committed models are seen at once,
+    and a real ``generated/`` folder written by :func:`write_generated_files`. dbt's target and logs
+    go wherever the caller points them; nothing is written into ``committed_dir``.
+
+    Returns:
+        True if any generated file or link was written or removed.
+    """
+    project_dir = Path(project_dir)
+    committed_dir = Path(committed_dir).resolve()
+    project_dir.mkdir(parents=True, exist_ok=True)
+    changed = False
+    wanted = {p.name: p for p in committed_dir.iterdir() if p.name not in _NOT_LINKED}
+    for entry in project_dir.iterdir():
+        if entry.is_symlink() and (entry.name not in wanted or entry.resolve() != wanted[entry.name]):
+            entry.unlink()
+            changed = True
+    for name, source in sorted(wanted.items()):
+        link = project_dir / name
+        if not link.is_symlink():
+            if link.exists():
+                raise FileExistsError(f"{link} exists and is not a link to {source}: remove it")
+            link.symlink_to(source, target_is_directory=source.is_dir())
+            changed = True
+    return write_generated_files(project_dir, recon_vars) or changed

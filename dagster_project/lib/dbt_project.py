@@ -1,8 +1,9 @@
 """The one cached factory for the dbt project.
 
 The manifest depends on the config (the staging models and sources are generated from it, and the
-config reaches dbt as ``--vars``), so the factory writes the generated files and re-parses whenever
-the config or the dbt project's files changed. Under ``dagster dev`` ``prepare_if_dev`` does the
+config reaches dbt as ``--vars``), so each config gets its own dbt project folder under its state
+dir (links to the committed ``dbt_project/`` plus the generated staging), and the factory re-parses
+whenever the config or the dbt project's files changed. Under ``dagster dev`` ``prepare_if_dev`` does the
 same on every code reload. Nothing here runs at import time.
 """
 
@@ -21,7 +22,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
 from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.dbt_codegen import write_generated_files
+from dagster_project.lib.dbt_codegen import lay_out_project
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DUCKDB_PATH_ENV = "RECON_DUCKDB_PATH"
@@ -78,12 +79,13 @@ def _project_for(config_json: str, state_dir: str, duckdb_path: str) -> DbtProje
     recon_vars = json.loads(config_json)
     os.environ[DUCKDB_PATH_ENV] = duckdb_path
     _dbt_on_path()
-    write_generated_files(DBT_PROJECT_DIR, recon_vars["recon"])
+    project_dir = Path(state_dir) / "dbt" / "project"
+    lay_out_project(project_dir, DBT_PROJECT_DIR, recon_vars["recon"])
     target = Path(state_dir) / "dbt" / "target"
     target.mkdir(parents=True, exist_ok=True)
     os.environ["DBT_TARGET_PATH"] = str(target)
     project = DbtProject(
-        project_dir=DBT_PROJECT_DIR,
+        project_dir=project_dir,
         target_path=target,
         prepare_project_cli_args=["parse", "--quiet", "--vars", config_json],
     )
@@ -97,7 +99,7 @@ def _project_for(config_json: str, state_dir: str, duckdb_path: str) -> DbtProje
 
 
 def get_dbt_project(config: ReconConfig) -> DbtProject:
-    """The prepared DbtProject for this config: generated files written, manifest up to date."""
+    """The prepared DbtProject for this config: its project folder laid out, manifest up to date."""
     config_json = json.dumps(config.dbt_vars(), sort_keys=True)
     return _project_for(config_json, str(config.state_dir), str(config.duckdb_path))
 

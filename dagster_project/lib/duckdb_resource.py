@@ -1,34 +1,15 @@
-"""A small Dagster resource that opens the project's DuckDB file.
-
-Every connection is set to UTC so that timestamp arithmetic never depends on the machine's zone.
-"""
+"""A small Dagster resource that opens the project's DuckDB file (through :func:`lib.database.connect`,
+which is what code without Dagster, the CLI's read commands and the reports, uses directly)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 
-
-def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the DuckDB file (creating its folder) with the session time zone set to UTC.
-
-    Args:
-        path: the database file.
-        read_only: open without taking the write lock (for analysts' queries and reports).
-
-    Returns:
-        An open connection; close it when done.
-    """
-    path = Path(path)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
-    con.execute("set TimeZone = 'UTC'")
-    return con
+from dagster_project.lib.database import connect
 
 
 class DuckDBResource(dg.ConfigurableResource):
@@ -43,11 +24,3 @@ class DuckDBResource(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """Whether a table or view exists (the optional tables of other domains may not exist yet)."""
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchall()[0][0])

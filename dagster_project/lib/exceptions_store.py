@@ -30,6 +30,8 @@ import duckdb
 
 from dagster_project.lib.bulk_write import delete_keys, insert_rows
 from dagster_project.lib.config_exceptions import DEFAULT_SLA_HOURS
+from dagster_project.lib.exceptions_read import OPEN_STATUSES, SCHEMA, find_exception, latest_as_of, rows
+from dagster_project.lib.exceptions_read import plain as _jsonable
 from dagster_project.lib.routing import (
     DIFF_MODEL,
     OrderContext,
@@ -42,9 +44,6 @@ from dagster_project.lib.routing import (
 if TYPE_CHECKING:
     from dagster_project.lib.config import ReconConfig
 
-SCHEMA = "recon"
-OPEN_STATUSES = ("open", "acknowledged")
-STATUSES = ("open", "acknowledged", "resolved", "auto_resolved", "accepted")
 SYSTEM_ACTOR = "recon"
 ROUTING_ACTOR = "recon-routing"
 ESCALATION_ACTOR = "recon-escalation"
@@ -206,26 +205,7 @@ _DIFF_COLUMNS = (
 )
 
 
-def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    """Run a query and return its rows as dicts (the result is consumed)."""
-    cursor = con.execute(sql, params or [])
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 _rows = rows  # kept for callers of the first release
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _event(ex_id: str, as_of: dt.date | None, kind: str, old: str | None, new: str | None, reason: str,
@@ -591,31 +571,8 @@ def _write(con: duckdb.DuckDBPyConnection, inserts: list[dict[str, Any]], update
 # ---- human actions ------------------------------------------------------------------------------
 
 
-def find_exception(con: duckdb.DuckDBPyConnection, ref: str) -> dict[str, Any]:
-    """The exception with this id, or the only one whose id starts with ``ref`` (6+ characters).
-
-    Raises:
-        LookupError: no exception, or an ambiguous prefix.
-    """
-    ref = ref.strip()
-    if not relation_columns(con, SCHEMA, "exceptions"):
-        raise LookupError("no exceptions yet")
-    found = rows(con, f"select * from {SCHEMA}.exceptions where exception_id = ?", [ref])
-    if not found and len(ref) >= 6:
-        found = rows(con, f"select * from {SCHEMA}.exceptions where starts_with(exception_id, ?) limit 2", [ref])
-    if not found:
-        raise LookupError(f"no exception '{ref}'")
-    if len(found) > 1:
-        raise LookupError(f"'{ref}' matches several exceptions; give more of the id")
-    return found[0]
-
-
 _VERBS = {"acknowledged": "acknowledge", "assigned": "assign", "resolved": "resolve", "accepted": "accept",
           "reopened": "reopen", "matched": "match"}
-
-
-def _latest_as_of(con: duckdb.DuckDBPyConnection) -> dt.date | None:
-    return con.execute(f"select max(last_as_of_date) from {SCHEMA}.exceptions").fetchall()[0][0]
 
 
 def _human_action(con: duckdb.DuckDBPyConnection, ref: str, kind: str, allowed: tuple[str, ...],
@@ -639,7 +596,7 @@ def _human_action(con: duckdb.DuckDBPyConnection, ref: str, kind: str, allowed: 
                 f"(allowed from: {', '.join(allowed)})")
         new_status = to_status or current["status"]
         new_row = {**current, **(changes or {}), "status": new_status, "updated_at": now}
-        event = _event(current["exception_id"], _latest_as_of(con), kind, current["status"], new_status,
+        event = _event(current["exception_id"], latest_as_of(con), kind, current["status"], new_status,
                        note or "", {k: {"from": current.get(k), "to": v} for k, v in (changes or {}).items()},
                        actor=actor.strip(), from_owner=current["owner"] if to_owner else None,
                        to_owner=to_owner, recorded_at=now, unique=f"|{now.isoformat()}|{actor}")
@@ -676,7 +633,7 @@ def assign(con: duckdb.DuckDBPyConnection, ref: str, owner: str, actor: str, not
 def resolve(con: duckdb.DuckDBPyConnection, ref: str, actor: str, note: str, *,
             now: dt.datetime | None = None, config: ReconConfig | None = None) -> dict[str, Any]:
     """open/acknowledged -> resolved, with a note. It reopens if the diff is still there on a later day."""
-    latest = _latest_as_of(con) if relation_columns(con, SCHEMA, "exceptions") else None
+    latest = latest_as_of(con) if relation_columns(con, SCHEMA, "exceptions") else None
     changes = {"resolution_note": note, "resolved_as_of_date": latest}
     return _human_action(con, ref, "resolved", OPEN_STATUSES, "resolved", actor, note, changes=changes,
                          now=now, config=config, require_note=True)
@@ -686,7 +643,7 @@ def accept(con: duckdb.DuckDBPyConnection, ref: str, actor: str, note: str, *,
            now: dt.datetime | None = None, config: ReconConfig | None = None) -> dict[str, Any]:
     """open/acknowledged -> accepted: a known difference; stays closed while it stays the same."""
     current = find_exception(con, ref)
-    latest = _latest_as_of(con)
+    latest = latest_as_of(con)
     changes = {"resolution_note": note, "resolved_as_of_date": latest,
                "accepted_value": f"{current.get('expected_value')}|{current.get('actual_value')}"}
     return _human_action(con, ref, "accepted", OPEN_STATUSES, "accepted", actor, note, changes=changes,
@@ -719,7 +676,7 @@ def match_orphan(con: duckdb.DuckDBPyConnection, ref: str, order_id: str, actor:
     current = find_exception(con, ref)
     if current["diff_type"] != "orphan_record":
         raise TransitionError(f"only orphan_record exceptions can be matched; this one is {current['diff_type']}")
-    latest = _latest_as_of(con)
+    latest = latest_as_of(con)
     changes = {"matched_order_id": order_id, "resolution_note": note, "resolved_as_of_date": latest,
                "accepted_value": f"{current.get('expected_value')}|{current.get('actual_value')}"}
     match_id = hashlib.sha256(f"{current['exception_id']}|{order_id}|{now.isoformat()}".encode()).hexdigest()[:24]
@@ -749,7 +706,7 @@ class EscalationStats:
 
 
 def escalate(con: duckdb.DuckDBPyConnection, config: ReconConfig, now: dt.datetime | None = None,
-             router: Router | None = None) -> EscalationStats:
+             router: Router | None = None, *, wall: dt.datetime | None = None) -> EscalationStats:
     """Hand over expired temporary owners and escalate breached exceptions along their chain.
 
     An exception past its due time climbs one step of its chain (``routing.escalation``) for every
@@ -760,12 +717,16 @@ def escalate(con: duckdb.DuckDBPyConnection, config: ReconConfig, now: dt.dateti
     Args:
         con: an open DuckDB connection.
         config: the project config (routing chains, notifications).
-        now: the clock (naive UTC); default now.
+        now: the SLA clock (naive UTC); default now. The nightly step passes the end of its as-of day.
         router: a router to use instead of one built from the config.
+        wall: the wall-clock time stamped on the events (default now). Each event's as-of day is the
+            day ``now`` ends (or falls in), so the event log reads on one clock: as-of day, then wall time.
     """
     from dagster_project.lib.notifications.outbox import enqueue_for_events
 
     now = now or _now()
+    wall = wall or _now()
+    judged_as_of = (now - dt.timedelta(microseconds=1)).date()
     router = router or Router(config, dbt_owners={})
     stats = EscalationStats()
     ensure_schema(con)
@@ -778,7 +739,7 @@ def escalate(con: duckdb.DuckDBPyConnection, config: ReconConfig, now: dt.dateti
         for current in candidates:
             stats.checked += 1
             row = current
-            handed = _handover(row, now, None, now)
+            handed = _handover(row, now, judged_as_of, wall)
             if handed is not None:
                 row, event = handed
                 events.append(event)
@@ -793,9 +754,10 @@ def escalate(con: duckdb.DuckDBPyConnection, config: ReconConfig, now: dt.dateti
                         continue
                     reason = (f"SLA breached (due {row['due_at']:%Y-%m-%d %H:%M} UTC); "
                               f"escalation step {index}/{len(chain)}")
-                    events.append(_event(row["exception_id"], None, "escalated", row["status"], row["status"],
-                                         reason, {"step": index, "step_at": step_at}, actor=ESCALATION_ACTOR,
-                                         from_owner=row["owner"], to_owner=step.owner, recorded_at=now))
+                    events.append(_event(row["exception_id"], judged_as_of, "escalated", row["status"],
+                                         row["status"], reason, {"step": index, "step_at": step_at},
+                                         actor=ESCALATION_ACTOR, from_owner=row["owner"], to_owner=step.owner,
+                                         recorded_at=wall))
                     row = {**row, "owner": step.owner, "owner_source": "escalation", "escalation_level": index,
                            "owner_until": None, "next_owner": None}
                     stats.steps += 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_project.lib.config import ReconConfig
+from dagster_project.lib.run_lock import fail_abandoned_runs, run_lock, run_tags
 
 # The CLI prints one line per day; the full event log is in the Dagster instance (and the UI).
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -25,6 +26,10 @@ concurrency:
     max_concurrent_runs: 1
 telemetry:
   enabled: false
+nux:
+  enabled: false   # no newsletter pop-up on the UI's first visit
+run_monitoring:
+  enabled: true    # runs the daemon launched whose worker died are marked failed
 """
 
 
@@ -54,31 +59,47 @@ class DayResult:
     seconds: float
 
 
-def run_days(config: ReconConfig, days: list[dt.date], echo=print) -> list[DayResult]:
+def run_days(config: ReconConfig, days: list[dt.date], echo=print, *, wait: bool = False,
+             command: str = "recon run") -> list[DayResult]:
     """Execute the nightly job for each day in order, stopping at the first failure.
 
     Args:
         config: the validated config.
         days: the as-of days, run in this order.
         echo: where progress lines go.
+        wait: when another run of this config is in progress, wait for it instead of failing.
+        command: what is running, for the message a concurrent run prints.
 
     Returns:
         One result per day that was attempted.
-    """
-    import time
 
+    Raises:
+        RunInProgressError: another run of this config holds the run lock (and ``wait`` is false).
+    """
+    end = config.project.end_date
     for day in days:
         if day < config.project.start_date:
             raise ValueError(f"{day} is before the configured start date {config.project.start_date}")
+        if end is not None and day > end:
+            raise ValueError(f"{day} is after the configured end date {end} (project.end_date)")
+
+    from dagster_project.lib.contracts.suites import ensure_suites
+
+    with run_lock(config.state_dir, command, days, wait=wait, echo=echo):
+        for write in ensure_suites(config):  # a new config's first run has its contracts, and says so
+            echo(f"  {write.message()}")
+        dagster_home(config)
+        instance = dg.DagsterInstance.get()
+        fail_abandoned_runs(instance, config.duckdb_path, echo)  # a killed run's STARTED runs and syncs
+        return _run_each_day(config, days, instance, echo)
+
+
+def _run_each_day(config: ReconConfig, days: list[dt.date], instance: dg.DagsterInstance, echo) -> list[DayResult]:
+    import time
 
     from dagster_project.definitions import build_definitions_for
     from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
-    from dagster_project.lib.contracts.suites import ensure_suites
 
-    for write in ensure_suites(config):  # a new config's first run has its contracts, and says so
-        echo(f"  {write.message()}")
-    dagster_home(config)
-    instance = dg.DagsterInstance.get()
     definitions = build_definitions_for(config)
     job = definitions.resolve_job_def(NIGHTLY_JOB)
     results: list[DayResult] = []
@@ -92,7 +113,7 @@ def run_days(config: ReconConfig, days: list[dt.date], echo=print) -> list[DayRe
             result = job.execute_in_process(
                 partition_key=day.isoformat(),
                 instance=instance,
-                tags={"recon/as_of_date": day.isoformat(), "recon/launched_by": "recon run"},
+                tags={"recon/as_of_date": day.isoformat(), "recon/launched_by": "recon run", **run_tags()},
                 run_config=QUIET,
                 raise_on_error=False,
             )
@@ -168,9 +189,9 @@ def dry_run_day(config: ReconConfig, day: dt.date, echo=print):
     from dagster_project.definitions import build_definitions_for
     from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB
     from dagster_project.lib.contract_diffs import system_diffs
+    from dagster_project.lib.database import connect
     from dagster_project.lib.diffs import diffs_for, stale_systems
     from dagster_project.lib.dry_run import plan_exceptions
-    from dagster_project.lib.duckdb_resource import connect
 
     if day < config.project.start_date:
         raise ValueError(f"{day} is before the configured start date {config.project.start_date}")

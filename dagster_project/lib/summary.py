@@ -9,7 +9,8 @@ from typing import Any
 import duckdb
 
 from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.duckdb_resource import table_exists as _exists
+from dagster_project.lib.database import table_exists as _exists
+from dagster_project.lib.money import format_money
 
 
 @dataclass
@@ -145,7 +146,7 @@ def render_summary(summary: Summary, config: ReconConfig) -> str:
     lines.append("")
     status = ", ".join(f"{s} {n:,}" for s, n in summary.exceptions_by_status) or "none"
     lines.append(f"Exceptions open: {summary.open_exceptions:,}  ({status})")
-    risk = ", ".join(f"{c} {a:,.2f}" for c, a in summary.money_at_risk) or "0"
+    risk = ", ".join(format_money(a, c) for c, a in summary.money_at_risk) or "0"
     lines.append(f"Money at risk (open exceptions): {risk}")
     if summary.notifications:
         counts = summary.notifications

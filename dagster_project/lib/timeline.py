@@ -15,11 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from dagster_project.lib.exceptions_read import SHORT_ID, events_of, plain, rows
+from dagster_project.lib.money import format_money
 from dagster_project.lib.routing import cutoff, relation_columns, staged_relations
 
 if TYPE_CHECKING:
@@ -40,26 +41,8 @@ class Timeline:
     entries: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return _plain({"order_id": self.order_id, "as_of": self.as_of, "order": self.order,
+        return plain({"order_id": self.order_id, "as_of": self.as_of, "order": self.order,
                        "exceptions": self.exceptions, "entries": self.entries})
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cursor = con.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
 def _naive(value: Any) -> Any:
@@ -71,12 +54,6 @@ def _naive(value: Any) -> Any:
 def _entry(at: Any, kind: str, title: str, system: str | None = None, **details: Any) -> dict[str, Any]:
     return {"at": _naive(at), "kind": kind, "system": system, "title": title,
             "details": {k: v for k, v in details.items() if v is not None}}
-
-
-def _money(amount: Any, currency: Any) -> str:
-    if amount is None:
-        return ""
-    return f"{currency or ''} {Decimal(str(amount)):,.2f}".strip()
 
 
 def build_timeline(con: duckdb.DuckDBPyConnection, config: ReconConfig | None, order_id: str,
@@ -95,7 +72,7 @@ def build_timeline(con: duckdb.DuckDBPyConnection, config: ReconConfig | None, o
     end = cutoff(as_of) if as_of else None
     order = None
     if relation_columns(con, "marts", "fct_orders"):
-        found = _rows(con, "select * from marts.fct_orders where order_id = ?", [order_id])
+        found = rows(con, "select * from marts.fct_orders where order_id = ?", [order_id])
         order = found[0] if found else None
     entries: list[dict[str, Any]] = []
     customer_ids: set[str] = set()
@@ -116,7 +93,7 @@ def build_timeline(con: duckdb.DuckDBPyConnection, config: ReconConfig | None, o
     # 2. the canonical state over time, and its owner
     if relation_columns(con, "marts", "fct_order_state_history"):
         previous: dict[str, Any] | None = None
-        for row in _rows(con, f"select * from {STATE_HISTORY} where order_id = ? order by as_of_date",
+        for row in rows(con, f"select * from {STATE_HISTORY} where order_id = ? order by as_of_date",
                          [order_id]):
             if as_of and row["as_of_date"] > as_of:
                 break
@@ -125,7 +102,7 @@ def build_timeline(con: duckdb.DuckDBPyConnection, config: ReconConfig | None, o
                 continue
             title = f"canonical state {row['state']}" + (f" ({row['hold_reason']})" if row["hold_reason"] else "")
             if previous is None or previous["state"] != row["state"]:
-                title += f", owner {row['state_owner']}"
+                title += f", state owner {row['state_owner']}"
             elif previous["state_owner"] != row["state_owner"]:
                 title = f"state owner {previous['state_owner']} -> {row['state_owner']}"
             entries.append(_entry(cutoff(row["as_of_date"]), "state", title, as_of_date=row["as_of_date"],
@@ -133,7 +110,7 @@ def build_timeline(con: duckdb.DuckDBPyConnection, config: ReconConfig | None, o
                                   from_state=previous["state"] if previous else None))
             previous = row
     elif order is not None:
-        entries.append(_entry(cutoff(order["as_of_date"]), "state", f"canonical state {order['state']}, owner "
+        entries.append(_entry(cutoff(order["as_of_date"]), "state", f"canonical state {order['state']}, state owner "
                               f"{order.get('state_owner')}", as_of_date=order["as_of_date"], state=order["state"]))
 
     # 3. diffs, as runs of consecutive as-of days
@@ -143,7 +120,7 @@ def build_timeline(con: duckdb.DuckDBPyConnection, config: ReconConfig | None, o
     # 4. exception events and manual matches
     exceptions: list[dict[str, Any]] = []
     if relation_columns(con, "recon", "exceptions"):
-        exceptions = _rows(con, "select exception_id, diff_type, system, status, severity, owner, amount_at_risk, "
+        exceptions = rows(con, "select exception_id, diff_type, system, status, severity, owner, amount_at_risk, "
                                 "currency, expected_value, actual_value, due_at, first_seen_date, last_seen_date, "
                                 "routing_rule, lineage, matched_order_id from recon.exceptions "
                                 "where order_id = ? or matched_order_id = ? order by diff_type, system",
@@ -153,11 +130,10 @@ def build_timeline(con: duckdb.DuckDBPyConnection, config: ReconConfig | None, o
                 ex["lineage"] = json.loads(ex["lineage"])
         by_id = {x["exception_id"]: x for x in exceptions}
         if by_id and relation_columns(con, "recon", "exception_events"):
-            for ev in _rows(con, "select * from recon.exception_events where exception_id in "
-                                 "(select unnest(?::varchar[])) order by recorded_at, event_id", [sorted(by_id)]):
-                if as_of and ev["as_of_date"] is not None and ev["as_of_date"] > as_of:
-                    continue
-                if as_of and ev["as_of_date"] is None and ev["recorded_at"] >= end:
+            # On the as-of clock like states and diffs (the end of the event's as-of day), in the event
+            # log's order; the wall-clock time of the action rides along in the details.
+            for ev in events_of(con, sorted(by_id)):
+                if as_of and ev["as_of_day"] > as_of:
                     continue
                 ex = by_id[ev["exception_id"]]
                 move = ev["to_status"] if ev["from_status"] == ev["to_status"] else \
@@ -166,15 +142,15 @@ def build_timeline(con: duckdb.DuckDBPyConnection, config: ReconConfig | None, o
                 if ev.get("to_owner") and ev.get("from_owner") != ev.get("to_owner"):
                     owner = (f", owner {ev['from_owner']} -> {ev['to_owner']}" if ev.get("from_owner")
                              else f", owner {ev['to_owner']}")
-                title = (f"exception {ex['diff_type']}@{ex['system']} {ev['event_type']} ({move}{owner}) "
+                title = (f"{ex['diff_type']}@{ex['system']} {ev['event_type']} ({move}{owner}) "
                          f"by {ev['actor']}" + (f": {ev['reason']}" if ev["reason"] else ""))
-                entries.append(_entry(ev["recorded_at"], "exception", title, ex["system"],
+                entries.append(_entry(cutoff(ev["as_of_day"]), "exception", title, ex["system"],
                                       exception_id=ev["exception_id"], event_type=ev["event_type"],
                                       actor=ev["actor"], from_status=ev["from_status"], to_status=ev["to_status"],
                                       from_owner=ev.get("from_owner"), to_owner=ev.get("to_owner"),
-                                      as_of_date=ev["as_of_date"]))
+                                      as_of_date=ev["as_of_day"], recorded_at=ev["recorded_at"]))
     if relation_columns(con, "recon", "manual_matches"):
-        for m in _rows(con, "select * from recon.manual_matches where matched_order_id = ? or record_order_id = ? "
+        for m in rows(con, "select * from recon.manual_matches where matched_order_id = ? or record_order_id = ? "
                             "order by matched_at", [order_id, order_id]):
             if end and m["matched_at"] >= end:
                 continue
@@ -198,7 +174,7 @@ def _record_entries(con: duckdb.DuckDBPyConnection, system: str, role: str, stre
             where += " and (available_at is null or available_at < ?)"
             params.append(end)
     order = ", _airbyte_extracted_at" if "_airbyte_extracted_at" in columns else ""
-    found = _rows(con, f'select * from staging."{name}" where {where} order by updated_at{order}', params)
+    found = rows(con, f'select * from staging."{name}" where {where} order by updated_at{order}', params)
     id_col = next((c for c in _ID_COLUMNS if c in columns), key)
     last_status: dict[Any, Any] = {}
     out = []
@@ -207,7 +183,7 @@ def _record_entries(con: duckdb.DuckDBPyConnection, system: str, role: str, stre
         parts = [str(row[c]) for c in ("kind", "status") if row.get(c) is not None]
         amount = row.get("amount", row.get("total_amount"))
         if amount is not None:
-            parts.append(_money(amount, row.get("currency")))
+            parts.append(format_money(amount, row.get("currency")))
         if row.get("line_count") is not None:
             parts.append(f"{row['line_count']} line(s)")
         if role == "customers":
@@ -234,7 +210,7 @@ def _diff_entries(con: duckdb.DuckDBPyConnection, order_id: str, as_of: dt.date 
     if as_of:
         where += " and as_of_date <= ?"
         params.append(as_of)
-    found = _rows(con, f"select as_of_date, diff_type, system, severity, expected_value, actual_value, "
+    found = rows(con, f"select as_of_date, diff_type, system, severity, expected_value, actual_value, "
                        f"amount_at_risk, currency, rule from marts.fct_order_diffs where {where} "
                        "order by diff_type, system, as_of_date", params)
     if not found:
@@ -250,14 +226,14 @@ def _diff_entries(con: duckdb.DuckDBPyConnection, order_id: str, as_of: dt.date 
         if previous is not None and not (same_key and row["as_of_date"] == previous["as_of_date"] + dt.timedelta(1)):
             gone = previous["as_of_date"] + dt.timedelta(1)
             if latest and gone <= latest:
-                out.append(_entry(cutoff(gone), "diff", f"diff {previous['diff_type']}@{previous['system']} gone "
+                out.append(_entry(cutoff(gone), "diff", f"{previous['diff_type']}@{previous['system']} gone "
                                   f"as of {gone}", previous["system"], as_of_date=gone))
         if row is None:
             break
         value = (row["expected_value"], row["actual_value"], str(row["amount_at_risk"]))
-        label = f"diff {row['diff_type']}@{row['system']}"
+        label = f"{row['diff_type']}@{row['system']}"
         detail = (f"expected {row['expected_value']}, actual {row['actual_value']}, "
-                  f"{_money(row['amount_at_risk'], row['currency'])} at risk, {row['severity']}")
+                  f"{format_money(row['amount_at_risk'], row['currency'])} at risk, {row['severity']}")
         if not same_key or row["as_of_date"] != previous["as_of_date"] + dt.timedelta(1):
             out.append(_entry(cutoff(row["as_of_date"]), "diff", f"{label} seen as of {row['as_of_date']}: {detail}",
                               row["system"], as_of_date=row["as_of_date"], rule=row["rule"]))
@@ -273,12 +249,13 @@ def render_timeline(timeline: Timeline) -> str:
     lines = [f"Order {timeline.order_id}" + (f" as of {timeline.as_of}" if timeline.as_of else "")]
     order = timeline.order
     if order:
-        lines.append(f"  state {order.get('state')} (owner {order.get('state_owner')}) as of {order.get('as_of_date')}"
-                     + (f", on hold: {order['hold_reason']}" if order.get("hold_reason") else ""))
+        lines.append(f"  state {order.get('state')} as of {order.get('as_of_date')}, state owner "
+                     f"{order.get('state_owner')}" + (f", on hold: {order['hold_reason']}" if order.get("hold_reason")
+                                                      else ""))
         facts = [("customer", order.get("customer_id")),
-                 ("total", _money(order.get("total_amount"), order.get("currency"))),
-                 ("paid", _money(order.get("net_paid_amount"), order.get("currency"))),
-                 ("invoiced", _money(order.get("net_invoiced_amount"), order.get("currency"))),
+                 ("total", format_money(order.get("total_amount"), order.get("currency"))),
+                 ("paid", format_money(order.get("net_paid_amount"), order.get("currency"))),
+                 ("invoiced", format_money(order.get("net_invoiced_amount"), order.get("currency"))),
                  ("fulfilled lines", order.get("fulfilled_lines"))]
         lines.append("  " + ", ".join(f"{k} {v}" for k, v in facts if v not in (None, "")))
     elif not timeline.entries:
@@ -287,12 +264,22 @@ def render_timeline(timeline: Timeline) -> str:
     if timeline.exceptions:
         lines.append(f"  exceptions: {len(open_ex)} open of {len(timeline.exceptions)}")
         for x in timeline.exceptions:
-            lines.append(f"    {x['exception_id']}  {x['status']:<13} {x['diff_type']}@{x['system']}  "
-                         f"{_money(x['amount_at_risk'], x['currency'])}  owner {x['owner']}  due {x['due_at']}")
+            routed = f" (routed by {x['routing_rule']})" if x.get("routing_rule") else ""
+            due = f"  due {x['due_at']:%Y-%m-%d %H:%M}" if x.get("due_at") else ""
+            lines.append(f"    {x['exception_id'][:SHORT_ID]}  {x['status']:<13} {x['diff_type']}@{x['system']}  "
+                         f"{format_money(x['amount_at_risk'], x['currency'])}  owner {x['owner']}{routed}{due}")
+        state_owner = (order or {}).get("state_owner")
+        if state_owner and any(x["owner"] != state_owner for x in open_ex):
+            lines.append(f"  two kinds of owner: {state_owner} owns the order's state ({order.get('state')}, from "
+                         "owners.by_state) and moves the order on; an exception's owner fixes that one difference "
+                         "and is routed per difference (routing rules, billing, last writer, diff type), so the "
+                         "two can differ (docs/exceptions.md#owners)")
     lines.append("")
     for e in timeline.entries:
         at = e["at"].strftime("%Y-%m-%d %H:%M") if isinstance(e["at"], dt.datetime) else str(e["at"])
         landed = e["details"].get("landed_at")
         suffix = f"  [landed {landed:%Y-%m-%d %H:%M}]" if isinstance(landed, dt.datetime) else ""
+        recorded = e["details"].get("recorded_at")
+        suffix += f"  [recorded {recorded:%Y-%m-%d %H:%M} UTC]" if isinstance(recorded, dt.datetime) else ""
         lines.append(f"{at}  {e['kind']:<9} {e['title']}{suffix}")
     return "\n".join(lines)

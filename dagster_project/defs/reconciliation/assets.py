@@ -24,6 +24,11 @@ class ReconDbtTranslator(DagsterDbtTranslator):
             return "reporting"
         return "reconciliation"
 
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        # The model's documentation, as an analyst reads it; the SQL is one click away (the code
+        # version and dbt docs), and its developer comments name repository files.
+        return (dbt_resource_props.get("description") or "").strip() or super().get_description(dbt_resource_props)
+
     def get_owners(self, dbt_resource_props: Mapping[str, Any]):  # type: ignore[override]
         owner = (dbt_resource_props.get("meta") or {}).get("owner") or (
             dbt_resource_props.get("config", {}).get("meta") or {}

@@ -32,7 +32,7 @@ def nightly_partition_key(scheduled_at: dt.datetime, timezone: str) -> str:
 def build_defs(config: ReconConfig) -> dg.Definitions:
     job = build_nightly_job(config)
     timezone = config.project.schedule.timezone
-    start = config.project.start_date
+    start, end = config.project.start_date, config.project.end_date
 
     @dg.schedule(
         name="nightly_reconciliation_schedule",
@@ -46,6 +46,8 @@ def build_defs(config: ReconConfig) -> dg.Definitions:
         key = nightly_partition_key(context.scheduled_execution_time, timezone)
         if dt.date.fromisoformat(key) < start:
             return dg.SkipReason(f"{key} is before the configured start date {start}")
+        if end is not None and dt.date.fromisoformat(key) > end:
+            return dg.SkipReason(f"{key} is after the configured end date {end} (project.end_date)")
         return dg.RunRequest(run_key=key, partition_key=key, tags={"recon/as_of_date": key})
 
     return dg.Definitions(jobs=[job], schedules=[nightly])

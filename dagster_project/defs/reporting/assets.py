@@ -32,7 +32,6 @@ def report_metadata(result: ReportResult) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "as_of_date": str(result.as_of_date),
         "report_path": dg.MetadataValue.path(str(result.html)),
-        "report_url": dg.MetadataValue.url(result.html.as_uri()),
         "report_folder": dg.MetadataValue.path(str(result.folder)),
         "summary_json": dg.MetadataValue.path(str(result.json)),
         "tie_out_ok": dg.MetadataValue.bool(data.tie_out_ok),

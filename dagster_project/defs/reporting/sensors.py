@@ -16,7 +16,7 @@ import dagster as dg
 import duckdb
 
 from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.duckdb_resource import connect
+from dagster_project.lib.database import connect
 from dagster_project.lib.notifications import OUTBOX_TABLE, ensure_outbox, flush
 from dagster_project.lib.notifications.channels import channel_env_ready
 

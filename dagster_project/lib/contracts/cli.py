@@ -62,7 +62,7 @@ def check(ctx: click.Context, system: str | None, docs_dir: Path | None, record:
 
     Validates every landed row (no as-of day), as one SQL query per stream."""
     from dagster_project.lib.contracts.runner import validate_all
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
 
     cfg = _load(ctx)
     if not cfg.duckdb_path.is_file():

@@ -62,6 +62,7 @@ from dagster_project.lib.contracts.suites import (
     is_stale,
     load_suite_json,
 )
+from dagster_project.lib.database import table_exists
 
 __all__ = ["ContractResult", "DriftChange", "Outcome", "validate_all", "validate_stream", "visible_rows"]
 
@@ -214,8 +215,7 @@ def validate_stream(
         store.ensure_tables(con)
         previous = store.last_snapshot(con, system, stream)
     else:
-        exists = con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                             "and table_name = 'contract_schema_snapshots'", [store.SCHEMA]).fetchall()[0][0]
+        exists = table_exists(con, store.SCHEMA, "contract_schema_snapshots")
         previous = store.last_snapshot(con, system, stream) if exists else None
     result.drift = _drift(previous, columns, accepted_types)
 

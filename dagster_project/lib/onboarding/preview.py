@@ -265,16 +265,16 @@ def _contracts(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt.da
 
 
 def _dbt(config: ReconConfig, args: list[str], as_of: dt.date, target: Path) -> subprocess.CompletedProcess[str]:
-    from dagster_project.lib.dbt_project import DBT_PROJECT_DIR, get_dbt_project, set_dbt_env
+    from dagster_project.lib.dbt_project import get_dbt_project, set_dbt_env
 
-    get_dbt_project(config)  # writes the generated staging models and parses, for this (scratch) config
+    project_dir = str(get_dbt_project(config).project_dir)  # this (scratch) config's project, parsed
     set_dbt_env(config)  # its database and fingerprint (the caller's values come back afterwards)
     vars_json = json.dumps(config.dbt_vars(as_of), sort_keys=True)
     env = {**os.environ, "RECON_AS_OF_DATE": as_of.isoformat()}
     dbt = str(Path(sys.executable).with_name("dbt"))
     return subprocess.run(
-        [dbt, "--no-use-colors", *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
-         str(DBT_PROJECT_DIR), "--vars", vars_json, "--target-path", str(target)],
+        [dbt, "--no-use-colors", *args, "--project-dir", project_dir, "--profiles-dir",
+         project_dir, "--vars", vars_json, "--target-path", str(target)],
         capture_output=True, text=True, env=env, check=False)
 
 

@@ -19,7 +19,7 @@ from dagster_project.lib.config import ConfigError, load_config
 @click.pass_context
 def report(ctx: click.Context, date_: str | None, out_dir: str | None, open_: bool) -> None:
     """Write the daily reconciliation report (HTML, CSV, XLSX, JSON summary) of a reconciled day."""
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.lib.database import connect
     from dagster_project.lib.reports import ReportDataError, build_report
 
     try:

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.duckdb_resource import table_exists as _exists
+from dagster_project.lib.database import table_exists as _exists
 
 ZERO = Decimal("0.0000")
 OPEN_STATUSES = ("open", "acknowledged")

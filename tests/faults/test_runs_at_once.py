@@ -1,0 +1,213 @@
+"""Two writers at once, an analyst's open session, a killed run: one waits or fails naming the other.
+
+Real processes throughout: `recon run` as a user starts it, a second process holding the run lock or
+the DuckDB file, a run killed with SIGKILL. Nothing here measures time: waiting is proven by order
+(the waiter says it waits, only then is the holder released).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.lib.database import LOCK_WAIT_ENV, DatabaseBusyError, connect
+from ingestion.demo.generator import generate
+
+pytestmark = pytest.mark.slow
+
+RECON = Path(sys.executable).parent / "recon"
+HOLD = """
+import sys, pathlib, time
+ready, release = pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+{body}
+ready.write_text("held")
+while not release.exists():
+    time.sleep(0.05)
+"""
+HOLD_RUN_LOCK = HOLD.format(body="""
+import datetime as dt
+from dagster_project.lib.run_lock import run_lock
+lock = run_lock(pathlib.Path(sys.argv[1]), "recon run", [dt.date(2026, 10, 1)])
+lock.__enter__()""")
+HOLD_SESSION = HOLD.format(body="""
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)""")
+
+
+class Home:
+    """A demo config of one small day in a temporary home, run as a user runs it."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.env = {**os.environ, "RECON_HOME": str(tmp / "home"), "RECON_DEMO_DATA": str(tmp / "data"),
+                    "DAGSTER_HOME": str(tmp / "home" / "dagster_home")}
+        self.env.pop("RECON_CONFIG", None)
+        self.config = load_config(DEMO_CONFIG_PATH, env=self.env)
+        self.day = self.config.project.start_date
+        generate(tmp / "data", orders=150, days=1, seed=3, start_date=self.day,
+                 rules=self.config.rules.model_dump(mode="json", by_alias=True))
+
+    def recon(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(RECON), *args], env={**self.env, **env}, capture_output=True, text=True,
+                              timeout=900)
+
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([str(RECON), *args], env={**self.env, **env}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    def hold(self, script: str, target: Path) -> tuple[subprocess.Popen[str], Path]:
+        """A second process holding something until released; returns it once it holds."""
+        tag = uuid.uuid4().hex[:8]
+        ready, release = self.tmp / f"ready-{tag}", self.tmp / f"release-{tag}"
+        holder = subprocess.Popen([sys.executable, "-c", script, str(target), str(ready), str(release)],
+                                  env=self.env)
+        while not ready.exists():
+            assert holder.poll() is None, "the holder exited before it held"
+            time.sleep(0.05)
+        return holder, release
+
+
+def _read_until(proc: subprocess.Popen[str], needle: str) -> str:
+    seen = []
+    for line in proc.stdout:  # type: ignore[union-attr]
+        seen.append(line)
+        if needle in line:
+            return "".join(seen)
+    raise AssertionError(f"{needle!r} never printed; output:\n{''.join(seen)}")
+
+
+def test_a_second_run_fails_naming_the_first_and_with_wait_runs_after_it(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    holder, release = home.hold(HOLD_RUN_LOCK, home.config.state_dir)
+    try:
+        refused = home.recon("run", "--date", str(home.day))
+        assert refused.returncode == 1
+        assert "another run of this config is in progress: `recon run` for 2026-10-01" in refused.stderr
+        assert f"pid {holder.pid}" in refused.stderr and "--wait" in refused.stderr
+        assert "Traceback" not in refused.stderr + refused.stdout
+
+        waiter = home.popen("run", "--date", str(home.day), "--wait")
+        _read_until(waiter, "waiting for the run in progress")
+        assert waiter.poll() is None  # still waiting: the holder has not let go
+        release.write_text("go")
+        holder.wait(timeout=60)
+        out = waiter.communicate(timeout=900)[0]
+        assert waiter.returncode == 0, out
+        assert f"{home.day}  ok" in out
+    finally:
+        release.write_text("go")
+        holder.wait(timeout=60)
+
+
+def test_an_open_session_is_waited_for_and_then_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = Home(tmp_path)
+    db = home.config.duckdb_path
+    db.parent.mkdir(parents=True, exist_ok=True)
+    duckdb.connect(str(db)).close()
+    holder, release = home.hold(HOLD_SESSION, db)
+    try:
+        # A run gives up after the wait and names the process that holds the file; no stack trace.
+        refused = home.recon("run", "--date", str(home.day), **{LOCK_WAIT_ENV: "0"})
+        assert refused.returncode == 1
+        said = refused.stdout + refused.stderr
+        assert "is in use by another process" in said and f"PID {holder.pid}" in said, said
+        assert "Traceback" not in said
+
+        # A connection waiting for the file gets it as soon as the session closes.
+        waiting, got = threading.Event(), {}
+
+        class Seen(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if "is in use by another process; waiting" in record.getMessage():
+                    waiting.set()
+
+        logger = logging.getLogger("dagster_project.lib.database")
+        handler = Seen()
+        logger.addHandler(handler)
+        monkeypatch.setenv(LOCK_WAIT_ENV, "600")
+        try:
+            thread = threading.Thread(target=lambda: got.setdefault("con", connect(db)))
+            thread.start()
+            assert waiting.wait(timeout=600)
+            assert "con" not in got
+            release.write_text("go")
+            thread.join(timeout=600)
+        finally:
+            logger.removeHandler(handler)
+        assert got["con"].execute("select 1").fetchall() == [(1,)]
+        got["con"].close()
+        holder2, release2 = home.hold(HOLD_SESSION, db)
+        try:
+            monkeypatch.setenv(LOCK_WAIT_ENV, "0")
+            with pytest.raises(DatabaseBusyError, match=f"PID {holder2.pid}"):
+                connect(db)
+        finally:
+            release2.write_text("go")
+            holder2.wait(timeout=60)
+    finally:
+        release.write_text("go")
+        holder.wait(timeout=60)
+
+
+def test_a_killed_run_is_marked_failed_by_the_next_and_its_day_reruns(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    home = Home(tmp_path)
+    victim = home.popen("run", "--date", str(home.day))
+    instance_dir = Path(home.env["DAGSTER_HOME"])
+    monkeypatch.setenv("DAGSTER_HOME", str(instance_dir))
+    try:
+        # Kill it once its Dagster run has started (wherever it is then: landing, contracts, dbt ...).
+        while True:
+            assert victim.poll() is None, victim.communicate()[0]
+            if (instance_dir / "history" / "runs.db").exists():
+                with dg.DagsterInstance.get() as instance:
+                    started = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+                if started:
+                    break
+            time.sleep(0.2)
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=60)
+        killed = started[0].run_id
+
+        rerun = home.recon("run", "--date", str(home.day))
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert f"marked run {killed[:8]} ({home.day}) failed: its process {victim.pid} is gone" in rerun.stdout
+        with dg.DagsterInstance.get() as instance:
+            assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.FAILURE
+            assert not instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        con = connect(home.config.duckdb_path, read_only=True)
+        try:
+            assert con.execute("select count(*) from recon_meta.sync_runs where status = 'running'").fetchall() \
+                == [(0,)]
+            assert con.execute("select count(*) from marts.fct_orders where as_of_date = ?", [home.day]
+                               ).fetchall()[0][0] > 0
+        finally:
+            con.close()
+    finally:
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
+
+
+def test_the_lock_file_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
+    from dagster_project.lib.run_lock import run_lock
+
+    home = Home.__new__(Home)
+    home.tmp, home.env = tmp_path, dict(os.environ)
+    holder, _release = home.hold(HOLD_RUN_LOCK, tmp_path / "state")
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=60)
+    with run_lock(tmp_path / "state", "recon run", [dt.date(2026, 10, 2)]):
+        assert (tmp_path / "state" / "run.lock").read_text().startswith('{"command": "recon run"')
