@@ -519,7 +519,8 @@ def test_compiled_query_counts_what_gx_counts(tmp_path):
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    from dagster_project.lib.contracts.compiler import compile_suite, evaluate
+    from dagster_project.lib.contracts.compiler import compile_suite
+    from dagster_project.lib.contracts.evaluation import evaluate
 
     con = duckdb.connect(str(tmp_path / "oracle.duckdb"))
     _oracle_table(con)
@@ -554,7 +555,8 @@ def test_compiled_query_counts_what_gx_counts(tmp_path):
 def test_compiled_types_rows_queries_and_what_cannot_compile(tmp_path):
     """The SQL-only expectations (column types, UnexpectedRowsExpectation), against hand-computed results;
     an expectation that cannot be compiled is a failure that says why, never skipped."""
-    from dagster_project.lib.contracts.compiler import compile_suite, evaluate
+    from dagster_project.lib.contracts.compiler import compile_suite
+    from dagster_project.lib.contracts.evaluation import evaluate
 
     con = duckdb.connect(str(tmp_path / "oracle.duckdb"))
     _oracle_table(con)

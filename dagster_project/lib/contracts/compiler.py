@@ -1,31 +1,26 @@
-"""Compile a stream's GX suite (its committed JSON) into pushed-down SQL, and evaluate it.
+"""Compile a stream's GX suite (its committed JSON) into pushed-down SQL, with GX 1.24's semantics.
 
-The suite stays the format users read and edit; Great Expectations itself is not imported here (it
-costs seconds to import, more than validating a small stream). What costs time on a big stream is
-evaluating the row predicates (parsing timestamps, JSON paths, code lists), so each is evaluated once
-per row, in one scan that keeps only the rows breaking something, each with a flag per expectation::
+The suite stays the format users read and edit; Great Expectations itself is not imported (it costs
+seconds to import, more than validating a small stream). :func:`compile_suite` turns each
+expectation into a :class:`Check`: a row predicate (``map``: the row breaks it; plus the rows
+``mostly`` counts over), a uniqueness over columns (``unique``), an aggregate (``aggregate``), a free
+query (``query``), or a result decided from the table's schema alone (``done``). ``evaluation.py``
+runs them all as one aggregate query over the batch::
 
-    create temp table _recon_contract_failing as
-    select *, <unexpected_1> as _recon_f1, ... from (<batch>) as batch where <unexpected_1> or ...
+    select count(*), count(*) filter (where <unexpected_1>), count(*) filter (where <considered_1>),
+           max(<col>), (<rows whose tuple repeats>), ... from (<the rows visible as of the day>)
 
-and one aggregate query reads the cheap rest (row count, non-null counts for ``mostly``, column
-aggregates, uniqueness as a ``group by``) while the unexpected counts come from the small table::
-
-    select count(*), count(*) filter (where <considered_1>), max(<col>), (<duplicates>), ... from (<batch>)
-
-Samples of the failed expectations and the quarantine read ``_recon_contract_failing`` too.
-:func:`evaluate` returns GX-shaped results (``success``, ``result`` with ``element_count`` /
-``unexpected_count`` / ``unexpected_percent`` / ``observed_value``, ``exception_info``) with GX 1.24's
-semantics: a column map expectation counts non-null rows only (``expect_column_values_to_(not_)be_null``
-count every row), ``mostly`` is the share of considered rows that must pass, an aggregate is compared
-with ``min_value``/``max_value`` (``strict_*``), an empty batch passes a map expectation vacuously.
+and turns the counts into GX-shaped results (``success``, ``result`` with ``element_count`` /
+``unexpected_count`` / ``unexpected_percent`` / ``observed_value``, ``exception_info``): a column map
+expectation counts non-null rows only (``expect_column_values_to_(not_)be_null`` count every row),
+``mostly`` is the share of considered rows that must pass, an aggregate is compared with
+``min_value``/``max_value`` (``strict_*``), an empty batch passes a map expectation vacuously, and a
+tuple with a null in it repeats nothing (GX's SQL engine joins the group counts back on ``=``).
 ``tests/test_contracts.py`` checks the counts against GX's own on a table with violations of each type.
 
 An expectation type not in :data:`SUPPORTED` (or a ``row_condition``) is never skipped: its result
 is a failure whose error names the type and what is supported. A hand-written
 ``UnexpectedRowsExpectation`` whose query is not of the generated shape runs as its own count query.
-If a combined query fails (a bad literal in a user's expectation, say), each expectation is run on
-its own so the error lands on the one that caused it.
 """
 
 from __future__ import annotations
@@ -35,13 +30,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
-
 from dagster_project.lib.contracts.rules import q, violation_parts
 
 Result = dict[str, Any]  # GX-shaped: {"success", "result", "exception_info"}
 
-_MAP_NULLS = {"expect_column_values_to_not_be_null", "expect_column_values_to_be_null"}
+MAP_NULLS = {"expect_column_values_to_not_be_null", "expect_column_values_to_be_null"}
 _MAP = {"expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set",
         "expect_column_values_to_be_between", "expect_column_values_to_match_regex",
         "expect_column_values_to_not_match_regex", "expect_column_value_lengths_to_be_between",
@@ -52,7 +45,7 @@ _SCHEMA = {"expect_column_to_exist", "expect_column_values_to_be_in_type_list", 
            "expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list",
            "expect_table_column_count_to_equal", "expect_table_column_count_to_be_between"}
 SUPPORTED: frozenset[str] = frozenset({
-    *_MAP_NULLS, *_MAP, *_AGGREGATES, *_SCHEMA, "expect_compound_columns_to_be_unique",
+    *MAP_NULLS, *_MAP, *_AGGREGATES, *_SCHEMA, "expect_compound_columns_to_be_unique",
     "expect_table_row_count_to_be_between", "expect_table_row_count_to_equal", "unexpected_rows_expectation"})
 
 
@@ -105,7 +98,7 @@ class Check:
         return self.expectation.get("kwargs") or {}
 
 
-def _ok(success: bool, **result: Any) -> Result:
+def ok(success: bool, **result: Any) -> Result:
     return {"success": success, "result": result,
             "exception_info": {"raised_exception": False, "exception_message": None, "exception_traceback": None}}
 
@@ -130,7 +123,7 @@ def _literal(value: Any) -> str:
     raise CompileError(f"cannot write {value!r} ({type(value).__name__}) as a SQL literal")
 
 
-def _resolve(value: Any, parameters: dict[str, Any]) -> Any:
+def resolve(value: Any, parameters: dict[str, Any]) -> Any:
     """A kwarg's value, with ``{"$PARAMETER": name}`` taken from the run's parameters."""
     if isinstance(value, dict) and "$PARAMETER" in value:
         name = value["$PARAMETER"]
@@ -142,7 +135,7 @@ def _resolve(value: Any, parameters: dict[str, Any]) -> Any:
 
 def _between(expr: str, kwargs: dict[str, Any], parameters: dict[str, Any]) -> str:
     """The predicate ``expr`` is within [min_value, max_value] (``strict_*`` for open bounds)."""
-    low, high = _resolve(kwargs.get("min_value"), parameters), _resolve(kwargs.get("max_value"), parameters)
+    low, high = resolve(kwargs.get("min_value"), parameters), resolve(kwargs.get("max_value"), parameters)
     if low is None and high is None:
         raise CompileError("min_value and max_value are both null")
     parts = []
@@ -212,7 +205,7 @@ def _compile(index: int, e: dict[str, Any], columns: dict[str, str], parameters:
         return Check(index, e, "unique", considered=considered, columns=cols,
                      failing_value=" || '|' || ".join(f"coalesce(cast({c} as varchar), '')" for c in cols))
     if etype == "unexpected_rows_expectation":
-        sql = str(_resolve(kwargs.get("unexpected_rows_query"), parameters) or "")
+        sql = str(resolve(kwargs.get("unexpected_rows_query"), parameters) or "")
         if not sql:
             raise CompileError(f"{etype}: unexpected_rows_query is empty")
         parts = violation_parts(sql)
@@ -223,7 +216,7 @@ def _compile(index: int, e: dict[str, Any], columns: dict[str, str], parameters:
     # Column map expectations: a non-null value that breaks the condition.
     text = f"cast({col} as varchar)"
     if etype in ("expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set"):
-        values = _resolve(kwargs.get("value_set"), parameters)
+        values = resolve(kwargs.get("value_set"), parameters)
         if not isinstance(values, list | tuple | set) or not values:
             raise CompileError(f"{etype}: value_set must be a non-empty list")
         inside = f"{col} in ({', '.join(_literal(v) for v in values)})"
@@ -231,7 +224,7 @@ def _compile(index: int, e: dict[str, Any], columns: dict[str, str], parameters:
     elif etype == "expect_column_values_to_be_between":
         bad = f"not ({_between(col, kwargs, parameters)})"
     elif etype in ("expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex"):
-        regex = _resolve(kwargs.get("regex"), parameters)
+        regex = resolve(kwargs.get("regex"), parameters)
         if not isinstance(regex, str):
             raise CompileError(f"{etype}: regex must be a string")
         try:
@@ -243,7 +236,7 @@ def _compile(index: int, e: dict[str, Any], columns: dict[str, str], parameters:
     elif etype == "expect_column_value_lengths_to_be_between":
         bad = f"not ({_between(f'length({text})', kwargs, parameters)})"
     elif etype == "expect_column_value_lengths_to_equal":
-        bad = f"length({text}) <> {_literal(int(_resolve(kwargs.get('value'), parameters)))}"
+        bad = f"length({text}) <> {_literal(int(resolve(kwargs.get('value'), parameters)))}"
     else:  # expect_column_values_to_be_unique
         return Check(index, e, "unique", considered=f"{col} is not null", columns=[col])
     return Check(index, e, "map", unexpected=f"{col} is not null and coalesce({bad}, false)",
@@ -257,8 +250,8 @@ def _schema(etype: str, kwargs: dict[str, Any], columns: dict[str, str]) -> Resu
         column = kwargs.get("column")
         index = kwargs.get("column_index")
         if index is not None:
-            return _ok(column in names and names.index(column) == index, observed_value=names)
-        return _ok(column in names)
+            return ok(column in names and names.index(column) == index, observed_value=names)
+        return ok(column in names)
     if etype in ("expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type"):
         column = kwargs.get("column")
         if column not in columns:
@@ -266,21 +259,21 @@ def _schema(etype: str, kwargs: dict[str, Any], columns: dict[str, str]) -> Resu
         wanted = kwargs.get("type_list") if etype.endswith("type_list") else [kwargs.get("type_")]
         observed = columns[column]
         if wanted is None:
-            return _ok(True, observed_value=observed)
-        return _ok(observed.upper() in {str(t).upper() for t in wanted}, observed_value=observed)
+            return ok(True, observed_value=observed)
+        return ok(observed.upper() in {str(t).upper() for t in wanted}, observed_value=observed)
     if etype == "expect_table_columns_to_match_ordered_list":
-        return _ok(names == list(kwargs.get("column_list") or []), observed_value=names)
+        return ok(names == list(kwargs.get("column_list") or []), observed_value=names)
     if etype == "expect_table_columns_to_match_set":
         wanted = set(kwargs.get("column_set") or [])
         exact = kwargs.get("exact_match", True)
-        return _ok(set(names) == wanted if exact in (True, None) else wanted <= set(names), observed_value=names)
+        return ok(set(names) == wanted if exact in (True, None) else wanted <= set(names), observed_value=names)
     if etype == "expect_table_column_count_to_equal":
-        return _ok(len(names) == kwargs.get("value"), observed_value=len(names))
-    return _ok(_in_bounds(len(names), kwargs, {}), observed_value=len(names))  # column count between
+        return ok(len(names) == kwargs.get("value"), observed_value=len(names))
+    return ok(in_bounds(len(names), kwargs, {}), observed_value=len(names))  # column count between
 
 
-def _in_bounds(value: Any, kwargs: dict[str, Any], parameters: dict[str, Any]) -> bool:
-    low, high = _resolve(kwargs.get("min_value"), parameters), _resolve(kwargs.get("max_value"), parameters)
+def in_bounds(value: Any, kwargs: dict[str, Any], parameters: dict[str, Any]) -> bool:
+    low, high = resolve(kwargs.get("min_value"), parameters), resolve(kwargs.get("max_value"), parameters)
     if value is None:
         return False
     if low is not None:
@@ -305,165 +298,3 @@ def _like(observed: Any, bound: Any) -> Any:
         bound = bound.astimezone(dt.UTC).replace(tzinfo=None) if observed.tzinfo is None else \
             bound.replace(tzinfo=dt.UTC)
     return bound
-
-
-FAILING = "_recon_contract_failing"  # the temp table of the rows breaking a map check, with their flags
-
-
-def _repeated_where(c: Check) -> str:
-    """The rows a uniqueness check compares: considered, and (as in GX's SQL engine, which joins the
-    group counts back on ``=``) without a null in the columns: a null repeats nothing."""
-    return " where " + " and ".join([*(f"{col} is not null" for col in c.columns),
-                                     *([f"({c.considered})"] if c.considered else [])])
-
-
-def _duplicates(batch: str, c: Check) -> str:
-    """The batch's compared rows whose values of ``c.columns`` repeat: ``group by``, not a window."""
-    where = _repeated_where(c)
-    return (f"(select coalesce(sum(n), 0) from (select count(*) as n from ({batch}) as batch{where} "
-            f"group by {', '.join(c.columns)} having count(*) > 1) as repeated)")
-
-
-def _aggregate_sql(batch: str, checks: list[Check]) -> str:
-    """The one aggregate query: row count, per map check its unexpected and considered counts, the
-    column aggregates and the duplicate counts."""
-    parts = ["count(*)"]
-    for c in checks:
-        if c.kind == "map":
-            parts.append(f"count(*) filter (where {c.unexpected})")
-        elif c.kind == "unique":
-            parts.append(_duplicates(batch, c))
-        else:
-            parts.append(c.aggregate or "null")
-        if c.kind in ("map", "unique"):
-            parts.append(f"count(*) filter (where {c.considered})" if c.considered else "count(*)")
-    return f"select {', '.join(parts)} from ({batch}) as batch"
-
-
-def keep_failing(con: duckdb.DuckDBPyConnection, batch: str, checks: list[Check]) -> None:
-    """(Re)create :data:`FAILING`: the rows breaking one of the (failed) map ``checks``, with a flag each.
-
-    The second and last scan of a validation, only when a row rule failed: its samples and the
-    quarantine read this small table.
-    """
-    rows = [c for c in checks if c.kind == "map"]
-    if not rows:
-        return
-    flags = "".join(f", coalesce({c.unexpected}, false) as {c.flag}" for c in rows)
-    where = " or ".join(f"({c.unexpected})" for c in rows) or "false"
-    con.execute(f"create or replace temp table {FAILING} as "
-                f"select *{flags} from ({batch}) as batch where {where}").fetchall()
-
-
-def evaluate(con: duckdb.DuckDBPyConnection, batch: str, checks: list[Check],
-             parameters: dict[str, Any]) -> tuple[int | None, list[Result]]:
-    """Run the checks over ``batch`` (a ``select`` of the rows to validate) in one aggregate query.
-
-    Args:
-        con: the connection.
-        batch: the SQL of the batch, e.g. ``select * from raw_psp.charges where ...``.
-        checks: from :func:`compile_suite`.
-        parameters: the run's expectation parameters.
-
-    Returns:
-        (the batch's row count, one result per check in order); the count is None when nothing could run.
-    """
-    errors: dict[int, str] = {}
-    scanned = [c for c in checks if c.kind in ("map", "unique", "aggregate")]
-    try:
-        values = list(con.execute(_aggregate_sql(batch, scanned)).fetchall()[0])
-    except duckdb.Error as exc:  # find the expectation(s) the error comes from, run the others
-        for c in scanned:
-            try:
-                con.execute(_aggregate_sql(batch, [c])).fetchall()
-            except duckdb.Error as one:
-                errors[c.index] = f"{type(one).__name__}: {one}"
-        scanned = [c for c in scanned if c.index not in errors]
-        try:
-            values = list(con.execute(_aggregate_sql(batch, scanned)).fetchall()[0])
-        except duckdb.Error:
-            return None, [c.result or failure(f"{type(exc).__name__}: {exc}") for c in checks]
-    total, it = int(values[0]), iter(values[1:])
-    measured = {c.index: [next(it) for _ in range(2 if c.kind in ("map", "unique") else 1)] for c in scanned}
-    results = []
-    for c in checks:
-        if c.kind == "done":
-            results.append(c.result or failure("no result"))
-        elif c.kind == "query":
-            results.append(_query(con, batch, c))
-        elif c.index not in measured:
-            results.append(failure(errors.get(c.index, "not run")))
-        elif c.kind == "aggregate":
-            results.append(_aggregate_result(c, measured[c.index][0], parameters))
-        else:
-            unexpected, considered = measured[c.index]
-            results.append(_map_result(c, total, int(unexpected), int(considered)))
-    return total, results
-
-
-def samples(con: duckdb.DuckDBPyConnection, batch: str, checks: list[Check], limit: int) -> list[tuple[int, list[
-        str], list[tuple]]]:
-    """Up to ``limit`` rows breaking each of ``checks`` (failed ``map`` / ``unique`` ones), in one query.
-
-    Returns:
-        One (check index, column names, rows) per check that has rows; the names include the flag
-        and ``_recon_check`` columns, for the caller to leave out.
-    """
-    branches = [f"(select {c.index} as _recon_check, * from {FAILING} where {c.flag} limit {int(limit)})"
-                for c in checks if c.kind == "map"]
-    out: dict[int, tuple[list[str], list[tuple]]] = {}
-    if branches:
-        cur = con.execute(" union all ".join(branches))
-        names = [d[0] for d in cur.description]
-        for row in cur.fetchall():
-            out.setdefault(row[0], (names, []))[1].append(row)
-    for c in checks:
-        if c.kind != "unique":
-            continue
-        where = _repeated_where(c)
-        on = " and ".join(f"b.{col} = r.{col}" for col in c.columns)
-        cur = con.execute(
-            f"select {c.index} as _recon_check, b.* from ({batch}) as b join (select {', '.join(c.columns)} "
-            f"from ({batch}) as batch{where} group by {', '.join(c.columns)} having count(*) > 1) as r on {on} "
-            f"limit {int(limit)}")
-        names = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-        if rows:
-            out[c.index] = (names, rows)
-    return [(index, names, rows) for index, (names, rows) in out.items()]
-
-
-def _query(con: duckdb.DuckDBPyConnection, batch: str, c: Check) -> Result:
-    try:
-        sql = (c.query or "").format(batch=f"({batch}) as batch")
-        count = con.execute(f"select count(*) from ({sql}) as unexpected_rows").fetchall()[0][0]
-    except (duckdb.Error, KeyError, IndexError, ValueError) as exc:
-        return failure(f"{type(exc).__name__}: {exc}")
-    return _ok(count == 0, observed_value=int(count))
-
-
-def _aggregate_result(c: Check, observed: Any, parameters: dict[str, Any]) -> Result:
-    if c.type == "expect_table_row_count_to_equal":
-        return _ok(observed == _resolve(c.kwargs.get("value"), parameters), observed_value=observed)
-    try:
-        return _ok(_in_bounds(observed, c.kwargs, parameters), observed_value=observed)
-    except (CompileError, TypeError, ValueError) as exc:
-        return failure(f"{type(exc).__name__}: {exc}")
-
-
-def _map_result(c: Check, total: int, unexpected: int, considered: int) -> Result:
-    mostly = float(c.kwargs.get("mostly", 1) if c.kwargs.get("mostly") is not None else 1)
-    if c.type == "unexpected_rows_expectation":
-        return _ok(unexpected == 0, observed_value=unexpected)
-    if c.type in _MAP_NULLS:  # every row counts, nulls included
-        success = total == 0 or (total - unexpected) / total >= mostly
-        return _ok(success, element_count=total, unexpected_count=unexpected,
-                   unexpected_percent=unexpected / total * 100 if total else None, partial_unexpected_list=[])
-    success = unexpected == 0 or total == 0 or considered == 0 or (considered - unexpected) / considered >= mostly
-    missing = total - considered
-    return _ok(success, element_count=total, unexpected_count=unexpected,
-               unexpected_percent=unexpected / considered * 100 if considered else None,
-               missing_count=missing, missing_percent=missing / total * 100 if total else None,
-               unexpected_percent_total=unexpected / total * 100 if total else None,
-               unexpected_percent_nonmissing=unexpected / considered * 100 if considered else None,
-               partial_unexpected_list=[])

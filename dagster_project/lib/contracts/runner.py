@@ -27,15 +27,9 @@ import duckdb
 
 from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.contracts import store
-from dagster_project.lib.contracts.compiler import (
-    FAILING,
-    Check,
-    compile_suite,
-    evaluate,
-    keep_failing,
-    samples,
-)
+from dagster_project.lib.contracts.compiler import Check, compile_suite
 from dagster_project.lib.contracts.docs import build_data_docs, validation_result, write_result
+from dagster_project.lib.contracts.evaluation import FAILING, evaluate, keep_failing, samples
 from dagster_project.lib.contracts.results import (
     AIRBYTE_COLUMNS,
     ContractResult,
