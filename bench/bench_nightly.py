@@ -61,7 +61,7 @@ def phase_of(step_key: str) -> str:
     """The phase a step of the nightly job belongs to."""
     if step_key.startswith("raw__"):
         return "contracts" if step_key.endswith("_contract") else "landing"
-    return {"recon_dbt_models": "dbt", "exceptions": "exceptions", "exception_notifications": "notifications",
+    return {"recon_dbt_models": "dbt", "recon_dbt_after_exceptions": "dbt", "exceptions": "exceptions", "exception_notifications": "notifications",
             "reconciliation_report": "report"}.get(step_key, step_key)
 
 

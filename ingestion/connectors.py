@@ -7,7 +7,7 @@ Connector types (``systems.<name>.connector``):
 - ``sql``: SQLite or PostgreSQL tables or queries (``ingestion.sources.sql_database``).
 - ``airbyte_command``: any Airbyte source connector executable (``ingestion.sources.external``).
 - ``airbyte_api``: a connection of an Airbyte deployment, triggered through its API
-  (``ingestion.airbyte_cloud``).
+  (``ingestion.sources.airbyte_api``).
 
 Every connector but ``file_drop`` takes ``systems.<name>.options``, validated at config load against
 the connector's spec (a JSON schema) with errors naming the system and the key. Secrets (spec
@@ -151,7 +151,7 @@ def connector_spec(connector: str) -> dict[str, Any]:
     elif connector == "airbyte_command":
         from ingestion.sources.external import SPEC
     elif connector == "airbyte_api":
-        from ingestion.airbyte_cloud import SPEC
+        from ingestion.sources.airbyte_api import SPEC
     else:
         raise ConfigError(f"unknown connector {connector!r}; expected one of {', '.join(CONNECTORS)}")
     return SPEC.connection_specification
@@ -212,6 +212,39 @@ def _schema_at(schema: Any, path: list[Any]) -> Any:
 # ------------------------------------------------------------------------------------------ streams
 
 
+def mapped_columns(stream: Any) -> dict[str, str | None]:
+    """The source columns a configured stream's mapping reads, each with its declared type or None.
+
+    A column is mapped when a field reads it (``from``; the part before the first ``.`` for a JSON
+    path) or it is the primary key or cursor: the columns the stream's contract requires
+    (``column_exists``). The declared type is ``BIGINT`` for a ``unit: minor`` amount of a typed
+    format (JSONL, Parquet): the only mapped column whose contract accepts no text. Others are None
+    (the landed table's established type decides).
+    """
+    sget = (lambda k, d=None: stream.get(k, d)) if isinstance(stream, Mapping) else (
+        lambda k, d=None: getattr(stream, k, d)
+    )
+    typed = (sget("format", "csv") or "csv") != "csv"
+    out: dict[str, str | None] = {}
+    keys = sget("primary_key") or []
+    for key in [keys] if isinstance(keys, str) else list(keys):
+        out.setdefault(str(key).split(".")[0], None)
+    for spec in (sget("fields") or {}).values():
+        if isinstance(spec, str):
+            spec = {"from": spec}
+        get = (lambda k, s=spec: s.get(k)) if isinstance(spec, Mapping) else (lambda k, s=spec: getattr(s, k, None))
+        source = get("from") if isinstance(spec, Mapping) else get("from_")
+        if not source:
+            continue
+        column = str(source).split(".")[0]
+        declared = "BIGINT" if typed and get("unit") == "minor" and "." not in str(source) else None
+        if out.get(column) is None:
+            out[column] = declared
+    if sget("cursor_field"):
+        out.setdefault(str(sget("cursor_field")).split(".")[0], None)
+    return out
+
+
 def stream_for(system_name: str, system: Any, stream_name: str) -> Any:
     """The connector's view of one configured stream (``FileDropStream`` or ``ConnectorStream``).
 
@@ -249,6 +282,7 @@ def stream_for(system_name: str, system: Any, stream_name: str) -> Any:
             cursor_field=sget("cursor_field"),
             csv_delimiter=sget("csv_delimiter", ","),
             sync_mode=sget("sync_mode") or default_sync_mode(connector, sget("cursor_field")),
+            mapped_columns=mapped_columns(stream),
         )
     if connector not in CONNECTORS:
         raise ConfigError(f"system {system_name!r}: unknown connector {connector!r}")

@@ -14,12 +14,26 @@ batch lands NULL; a column whose type changed is widened to a type that holds bo
 wider integer, integer/float to DOUBLE, anything with JSON to JSON, otherwise VARCHAR), never
 dropped, and the change is written to the batch's ``_airbyte_meta.changes``.
 
+Mapped columns (``SyncContext.mapped_columns``: the columns the stream's field mapping reads, with
+the type the mapping declares, if any) are held to the stream's types instead, so that one bad file
+never retypes the stream:
+- a new table takes the declared type of a mapped column whose first file has text in it;
+- a mapped column whose values would widen it to text (or, for a declared integer type, to anything
+  but a wider integer) keeps its type (declared, else the table's established one). Each value is
+  cast explicitly (an integer only from a whole number); a row whose value does not cast is
+  quarantined (file, line, column, value, reason) and the rest lands;
+- a file in which *every* value of such a column fails the cast (the column was retyped), or that
+  lacks a mapped column the stream has (removed or renamed), is rejected as a whole: none of its
+  rows lands, and one quarantine row says why (``records`` = the rows it stands for).
+Either way ``records read = landed + quarantined`` (``quarantine.records`` sums to the latter).
+
 The caller owns the transaction (``ingestion.sync`` wraps one sync in one); nothing here commits.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -101,6 +115,11 @@ META_DDL: list[str] = [
         quarantined_at TIMESTAMPTZ NOT NULL,
         file_modified_at TIMESTAMPTZ
     )""",
+    # Added later: the column a row was quarantined for, its value, and how many input rows the
+    # quarantine row stands for (1 for a line; a rejected file's row count for a file-level row).
+    f"ALTER TABLE {META_SCHEMA}.quarantine ADD COLUMN IF NOT EXISTS column_name VARCHAR",
+    f"ALTER TABLE {META_SCHEMA}.quarantine ADD COLUMN IF NOT EXISTS failing_value VARCHAR",
+    f"ALTER TABLE {META_SCHEMA}.quarantine ADD COLUMN IF NOT EXISTS records BIGINT",
 ]
 
 _INTS = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
@@ -152,6 +171,26 @@ def _convert(expr: str, incoming: str, target: str) -> str:
     return f"CAST({expr} AS {target})"
 
 
+def _held(target: str, incoming: str, declared: str | None) -> bool:
+    """Whether a mapped column of type ``target`` keeps its type for a batch of ``incoming`` values
+    (each cast, the misfits quarantined) instead of widening: always when widening would turn it into
+    text; and for a declared integer type (a minor-unit amount), for anything but integers (a
+    fraction of a cent, 1e30)."""
+    if declared and declared.upper() in _INTS:
+        return _UNSIGNED_AS.get(incoming.upper(), incoming.upper()) not in _INTS
+    return target.upper() not in ("VARCHAR", "JSON") and supertype(target, incoming).upper() == "VARCHAR"
+
+
+def _strict_cast(expr: str, target: str) -> str:
+    """``expr`` cast to ``target``, NULL when it does not fit; blank text is NULL, and an integer
+    type takes whole numbers only (``12`` or ``12.0``; DuckDB would round ``'12.5'`` to 13)."""
+    text = f"nullif(trim(CAST({expr} AS VARCHAR)), '')"
+    if target.upper() in _INTS or target.upper() in _UNSIGNED_AS:
+        whole = f"regexp_extract({text}, '^([+-]?[0-9]+)(\\.0*)?$', 1)"
+        return f"try_cast(nullif({whole}, '') AS {target})"
+    return f"try_cast({text} AS {target})"
+
+
 @dataclass
 class SyncContext:
     """What every row of one sync shares."""
@@ -162,6 +201,10 @@ class SyncContext:
     extracted_at: datetime
     generation_id: int = 0
     batches: int = 0  # batches landed so far (part of each row's ``_airbyte_raw_id``)
+    # Columns the stream's mapping reads -> declared type or None (see the module docstring).
+    mapped_columns: dict[str, str | None] = field(default_factory=dict)
+    # Lower-cased columns the stream has: the table's and those of this sync's batches.
+    known_columns: set[str] = field(default_factory=set)
 
     def next_raw_id_prefix(self) -> str:
         """``<sync_id>-<batch>-``: with the row's position in its batch, a raw id unique in the table."""
@@ -320,6 +363,13 @@ class DuckDBDestination:
     def write(self, ctx: SyncContext, messages: Iterable[AirbyteMessage]) -> WriteStats:
         """Land every BATCH message and persist the last STATE message (inside the caller's transaction)."""
         stats = WriteStats()
+        messages = list(messages)
+        ctx.known_columns = {n.lower() for n, _ in self.table_columns(ctx.system, ctx.stream)} | {
+            self._target_name(n).lower()
+            for m in messages
+            if m.batch is not None and m.batch.staged is not None
+            for n, _ in m.batch.staged.columns
+        }
         for m in messages:
             if m.type == Type.BATCH and m.batch is not None:
                 self._land(ctx, m.batch, stats)
@@ -438,13 +488,17 @@ class DuckDBDestination:
 
     def _evolve(
         self, ctx: SyncContext, batch: RecordBatch, existing: list[tuple[str, str]], stats: WriteStats
-    ) -> tuple[list[str], list[dict[str, Any]]]:
-        """Add new columns, widen changed ones; return the SELECT expressions and the row changes."""
+    ) -> tuple[list[str], list[dict[str, Any]], list[tuple[str, str, str]]]:
+        """Add new columns, widen changed ones; return the SELECT expressions, the row changes and
+        the mapped columns held to their type (source column, table column, type: see the module
+        docstring)."""
         assert batch.staged is not None
         table = self.table_name(ctx.system, ctx.stream)
         current = {n.lower(): (n, t) for n, t in existing}
+        mapped = {k.lower(): t for k, t in ctx.mapped_columns.items()}
         selects: list[str] = []
         changes: list[dict[str, Any]] = []
+        casts: list[tuple[str, str, str]] = []
         for name, incoming in batch.staged.columns:
             target = self._target_name(name)
             src = quote_ident(name)
@@ -461,6 +515,17 @@ class DuckDBDestination:
             col_name, col_type = current[target.lower()]
             if col_type.upper() == incoming.upper():
                 selects.append(f"{src} AS {quote_ident(col_name)}")
+                continue
+            if target.lower() in mapped and _held(col_type, incoming, mapped[target.lower()]):
+                casts.append((name, col_name, col_type))
+                changes.append(
+                    {
+                        "field": col_name,
+                        "change": "CAST",
+                        "reason": f"SOURCE_TYPE_CHANGED: {incoming} cast to the stream's {col_type}",
+                    }
+                )
+                selects.append(f"{_strict_cast(src, col_type)} AS {quote_ident(col_name)}")
                 continue
             wide = supertype(col_type, incoming)
             if wide.upper() != col_type.upper():
@@ -479,7 +544,7 @@ class DuckDBDestination:
                 }
             )
             selects.append(f"{_convert(src, incoming, wide)} AS {quote_ident(col_name)}")
-        return selects, changes
+        return selects, changes, casts
 
     def _land(self, ctx: SyncContext, batch: RecordBatch, stats: WriteStats) -> None:
         if batch.staged is None:
@@ -488,14 +553,71 @@ class DuckDBDestination:
             self._quarantine_file(ctx, batch)
             return
         staged = batch.staged
-        existing = self.ensure_table(ctx, staged.columns)
-        selects, changes = self._evolve(ctx, batch, existing, stats)
-        meta = json.dumps({"sync_id": ctx.sync_id, "changes": staged.changes + changes})
+        mapped = {k.lower(): (k, t) for k, t in ctx.mapped_columns.items()}
+        if mapped and staged.records:
+            have = {self._target_name(n).lower() for n, _ in staged.columns}
+            missing = [k for low, (k, _) in mapped.items() if low not in have and low in ctx.known_columns]
+            if missing:
+                names = ", ".join(missing)
+                self._reject_file(
+                    ctx, batch, stats, ", ".join(missing),
+                    f"missing column {names}: the stream's mapping reads {'it' if len(missing) == 1 else 'them'} "
+                    f"and the file does not have {'it' if len(missing) == 1 else 'them'} (removed or renamed?; "
+                    f"the file has {', '.join(n for n, _ in staged.columns)}); none of its {staged.records} "
+                    f"row(s) landed",
+                )
+                return
+        # A new table takes a mapped column's declared type rather than the text of its first file.
+        create = []
+        for n, t in staged.columns:
+            declared = mapped.get(self._target_name(n).lower(), (n, None))[1]
+            create.append((n, declared if declared and _held(declared, t, declared) else t))
+        existing = self.ensure_table(ctx, create)
+        selects, changes, casts = self._evolve(ctx, batch, existing, stats)
+        cast_fields = {c for _, c, _ in casts}
+        staged_changes = [
+            c for c in staged.changes
+            if not (c.get("field") in cast_fields and str(c.get("reason", "")).startswith("SOURCE_MIXED_TYPES"))
+        ]
+        bad_rows = self._stage_cast_failures(ctx, batch, casts) if casts and staged.records else None
+        if bad_rows is not None:
+            retyped = self._retyped(bad_rows)
+            if retyped is not None:
+                _run(self.con, f"DROP TABLE IF EXISTS temp.{quote_ident(bad_rows)}")
+                column, target, sample = retyped
+                self._reject_file(
+                    ctx, batch, stats, column,
+                    f"retyped column {column}: no value of it casts to the stream's {target} (e.g. {sample!r}); "
+                    f"none of the file's {staged.records} row(s) landed",
+                )
+                return
+        try:
+            self._land_rows(ctx, batch, stats, selects, staged_changes + changes, bad_rows)
+        finally:
+            if bad_rows is not None:
+                _run(self.con, f"DROP TABLE IF EXISTS temp.{quote_ident(bad_rows)}")
+
+    def _land_rows(
+        self,
+        ctx: SyncContext,
+        batch: RecordBatch,
+        stats: WriteStats,
+        selects: list[str],
+        batch_changes: list[dict[str, Any]],
+        bad_rows: str | None,
+    ) -> None:
+        staged = batch.staged
+        assert staged is not None
+        bad = 0 if bad_rows is None else int(
+            _run(self.con, f"SELECT count(DISTINCT rowid) FROM temp.{quote_ident(bad_rows)}")[0][0]
+        )
+        skip = f" WHERE rowid NOT IN (SELECT rowid FROM temp.{quote_ident(bad_rows)})" if bad else ""
+        meta = json.dumps({"sync_id": ctx.sync_id, "changes": batch_changes})
         meta_expr = "$meta::JSON"
         if staged.row_changes_column:
             # Per-row changes (a JSON array text or NULL) appended to the batch's own changes.
             col = quote_ident(staged.row_changes_column)
-            batch_changes = json.dumps(staged.changes + changes)
+            batch_changes = json.dumps(batch_changes)
             head = json.dumps({"sync_id": ctx.sync_id})[:-1] + ', "changes": '
             joined = (
                 col if batch_changes == "[]" else f"{_sql_literal(batch_changes[:-1])} || ', ' || ltrim({col}, '[')"
@@ -517,7 +639,7 @@ class DuckDBDestination:
                 f"$extracted_at::TIMESTAMPTZ AS _airbyte_extracted_at, {meta_expr} AS _airbyte_meta, "
                 f"$generation::BIGINT AS _airbyte_generation_id, $url AS {FILE_URL_COLUMN}, "
                 f"$modified::TIMESTAMPTZ AS {FILE_MODIFIED_COLUMN} "
-                f"FROM temp.{quote_ident(staged.table)}",
+                f"FROM temp.{quote_ident(staged.table)}{skip}",
                 {
                     "raw_id_prefix": ctx.next_raw_id_prefix(),
                     "extracted_at": ctx.extracted_at,
@@ -527,33 +649,109 @@ class DuckDBDestination:
                     "modified": batch.source_modified_at,
                 },
             )[0][0]
-            if int(inserted) != staged.records:
+            if int(inserted) != staged.records - bad:
                 raise ConnectorError(
                     f"system {ctx.system!r}, stream {ctx.stream!r}: {batch.source_url}: expected "
-                    f"{staged.records} rows, landed {inserted}"
+                    f"{staged.records - bad} rows, landed {inserted}"
                 )
-        if staged.quarantine_table and staged.quarantined:
+        self._insert_quarantine(ctx, batch)
+        if bad:
             _run(
                 self.con,
-                f"INSERT INTO {META_SCHEMA}.quarantine SELECT ?, ?, ?, line_number, raw_record, reason, ?, ?, ? "
-                f"FROM temp.{quote_ident(staged.quarantine_table)} ORDER BY line_number",
-                [
-                    ctx.system,
-                    ctx.stream,
-                    batch.source_url,
-                    ctx.sync_id,
-                    ctx.extracted_at,
-                    batch.source_modified_at,
-                ],
+                f"INSERT INTO {META_SCHEMA}.quarantine BY NAME SELECT ? AS system, ? AS stream, ? AS file_path, "
+                f"line_number, raw_record, reason, ? AS sync_id, ? AS quarantined_at, ? AS file_modified_at, "
+                f"column_name, failing_value, records FROM temp.{quote_ident(bad_rows)} ORDER BY line_number",
+                [ctx.system, ctx.stream, batch.source_url, ctx.sync_id, ctx.extracted_at, batch.source_modified_at],
             )
+        landed, quarantined = staged.records - bad, staged.quarantined + bad
         if batch.track_file:
             self.record_landed(
-                ctx, batch.source_url, batch.source_modified_at, batch.source_size, staged.records, staged.quarantined
+                ctx, batch.source_url, batch.source_modified_at, batch.source_size, landed, quarantined
             )
             stats.files_landed += 1
         stats.records_with_errors += staged.records_with_errors
-        stats.records_landed += staged.records
-        stats.records_quarantined += staged.quarantined
+        stats.records_landed += landed
+        stats.records_quarantined += quarantined
+        stats.bytes += batch.source_size
+
+    def _insert_quarantine(self, ctx: SyncContext, batch: RecordBatch) -> None:
+        """Copy the input the source could not read as records (malformed lines, ...) to the quarantine."""
+        staged = batch.staged
+        if staged is None or not staged.quarantine_table or not staged.quarantined:
+            return
+        _run(
+            self.con,
+            f"INSERT INTO {META_SCHEMA}.quarantine BY NAME SELECT ? AS system, ? AS stream, ? AS file_path, "
+            f"line_number, raw_record, reason, ? AS sync_id, ? AS quarantined_at, ? AS file_modified_at, "
+            f"1 AS records FROM temp.{quote_ident(staged.quarantine_table)} ORDER BY line_number",
+            [ctx.system, ctx.stream, batch.source_url, ctx.sync_id, ctx.extracted_at, batch.source_modified_at],
+        )
+
+    def _stage_cast_failures(
+        self, ctx: SyncContext, batch: RecordBatch, casts: list[tuple[str, str, str]]
+    ) -> str:
+        """A temp table of the staged rows whose value of a held column does not cast (one row per
+        row and column): ``rowid``, ``line_number``, ``column_name``, ``failing_value``, ``raw_record``,
+        ``reason``, plus ``_nonnull`` (the column's non-blank values in the file)."""
+        staged = batch.staged
+        assert staged is not None
+        table = f"_cast_failures_{uuid.uuid4().hex[:12]}"
+        src = f"temp.{quote_ident(staged.table)}"
+        line = f"CAST({quote_ident(staged.line_column)} AS BIGINT)" if staged.line_column else "rowid + 1"
+        parts = []
+        for source, column, target in casts:
+            col = quote_ident(source)
+            where = f"{col} IS NOT NULL AND trim(CAST({col} AS VARCHAR)) <> ''"
+            reason = (
+                f"column {column}: value does not cast to {target}, the type of "
+                f"{self.schema_name(ctx.system)}.{ctx.stream}.{column}"
+                + (" (declared by the stream's mapping)" if ctx.mapped_columns.get(column) else "")
+            )
+            parts.append(
+                f"SELECT rowid, {line} AS line_number, {_sql_literal(column)} AS column_name, "
+                f"CAST({col} AS VARCHAR) AS failing_value, {_sql_literal(target)} AS target, "
+                f"{_sql_literal(reason)} || ': ' || CAST({col} AS VARCHAR) AS reason, "
+                f"(SELECT count(*) FROM {src} WHERE {where}) AS _nonnull "
+                f"FROM {src} WHERE {where} AND {_strict_cast(col, target)} IS NULL"
+            )
+        _run(self.con, f"DROP TABLE IF EXISTS temp.{quote_ident(table)}")
+        _run(
+            self.con,
+            f"CREATE TEMP TABLE {quote_ident(table)} AS SELECT *, failing_value AS raw_record, "
+            f"CASE WHEN row_number() OVER (PARTITION BY rowid ORDER BY column_name) = 1 THEN 1 ELSE 0 END "
+            f"AS records FROM (" + " UNION ALL ".join(parts) + ")",
+        )
+        return table
+
+    def _retyped(self, bad_rows: str) -> tuple[str, str, str] | None:
+        """(column, type, a sample value) of a held column none of whose values cast, or None."""
+        got = _run(
+            self.con,
+            f"SELECT column_name, any_value(target), min(failing_value) FROM temp.{quote_ident(bad_rows)} "
+            f"GROUP BY column_name HAVING count(*) = any_value(_nonnull) ORDER BY column_name LIMIT 1",
+        )
+        return (got[0][0], got[0][1], got[0][2]) if got else None
+
+    def _reject_file(self, ctx: SyncContext, batch: RecordBatch, stats: WriteStats, column: str, reason: str) -> None:
+        """Land none of a file's rows: one quarantine row for them (``records``), the file's own
+        unreadable lines as usual, a ``landed_files`` row with 0 landed, and the reason in the errors."""
+        staged = batch.staged
+        assert staged is not None
+        self._insert_quarantine(ctx, batch)
+        _run(
+            self.con,
+            f"INSERT INTO {META_SCHEMA}.quarantine BY NAME SELECT ? AS system, ? AS stream, ? AS file_path, "
+            f"? AS reason, ? AS sync_id, ? AS quarantined_at, ? AS file_modified_at, ? AS column_name, "
+            f"? AS records",
+            [ctx.system, ctx.stream, batch.source_url, reason, ctx.sync_id, ctx.extracted_at,
+             batch.source_modified_at, column, staged.records],
+        )
+        quarantined = staged.records + staged.quarantined
+        if batch.track_file:
+            self.record_landed(ctx, batch.source_url, batch.source_modified_at, batch.source_size, 0, quarantined)
+        stats.files_failed += 1
+        stats.errors.append(f"{batch.source_url}: {reason}")
+        stats.records_quarantined += quarantined
         stats.bytes += batch.source_size
 
     def record_landed(
@@ -631,7 +829,8 @@ class DuckDBDestination:
     def _quarantine_file(self, ctx: SyncContext, batch: RecordBatch) -> None:
         _run(
             self.con,
-            f"INSERT INTO {META_SCHEMA}.quarantine VALUES (?, ?, ?, NULL, NULL, ?, ?, ?, ?)",
+            f"INSERT INTO {META_SCHEMA}.quarantine (system, stream, file_path, line_number, raw_record, reason, "
+            f"sync_id, quarantined_at, file_modified_at) VALUES (?, ?, ?, NULL, NULL, ?, ?, ?, ?)",
             [
                 ctx.system,
                 ctx.stream,

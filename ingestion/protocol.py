@@ -292,6 +292,9 @@ class StagedBatch:
     # ``_airbyte_meta.changes`` as a JSON array text, or NULL (record batches: type errors per value).
     row_changes_column: str | None = None
     records_with_errors: int = 0
+    # Optional BIGINT column of ``table`` (not in ``columns``): each row's line in its file, for the
+    # quarantine of values that do not fit the stream's types (default: the row's position + 1).
+    line_column: str | None = None
 
     @property
     def records_read(self) -> int:

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from ingestion.protocol import StagedBatch, quote_ident
-from ingestion.sources.file_drop import _json_pointer, _jsonl_column_type
+from ingestion.sources.file_drop import json_pointer, jsonl_column_type
 
 try:
     import orjson
@@ -193,7 +193,7 @@ class RecordStager:
             if k not in known
         ]
         if extra:
-            pointers = [_json_pointer(k) for k in extra]
+            pointers = [json_pointer(k) for k in extra]
             seen: dict[int, set[str]] = {i: set() for i in range(len(extra))}
             for i, t in self._run(
                 f"SELECT i, t FROM (SELECT unnest(range(len($p::VARCHAR[]))) AS i, "
@@ -202,7 +202,7 @@ class RecordStager:
             ):
                 seen[int(i)].add(str(t))
             for i, k in enumerate(extra):
-                columns.append((k, _jsonl_column_type(seen[i])[0], False))
+                columns.append((k, jsonl_column_type(seen[i])[0], False))
         # Case-insensitive name clashes would break the table: keep the first, suffix the others.
         names, lowered = [], set()
         for name, _, _ in columns:
@@ -212,7 +212,7 @@ class RecordStager:
             lowered.add(new.lower())
             names.append(new)
 
-        pointers = [_json_pointer(c[0]) for c in columns]
+        pointers = [json_pointer(c[0]) for c in columns]
         selects, checks = [], []
         for i, ((key, duck_type, declared), name) in enumerate(zip(columns, names, strict=True)):
             text, kind = f"_x[{i + 1}]", f"_t[{i + 1}]"

@@ -13,14 +13,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from ingestion.connectors import SYNC_MODES, ConnectorStream, redactor, source_for, stream_for
-from ingestion.destination_duckdb import DuckDBDestination, SyncContext, WriteStats, supertype
+from ingestion.destination_duckdb import META_SCHEMA, DuckDBDestination, SyncContext, WriteStats, supertype
 from ingestion.protocol import (
     AirbyteMessage,
     ConfigError,
@@ -31,6 +31,7 @@ from ingestion.protocol import (
     SyncMode,
     Type,
 )
+from ingestion.sources.airbyte_api import AirbyteClient
 from ingestion.sources.file_drop import (
     DroppedFile,
     FileDropStream,
@@ -40,8 +41,8 @@ from ingestion.sources.file_drop import (
     is_direct,
     list_files,
     stage_file,
+    stat_file,
 )
-from ingestion.sources.file_drop import _stat as stat_file
 
 
 @dataclass
@@ -110,8 +111,6 @@ def sync_stream(
     if isinstance(stream, FileDropStream):
         return sync_files(con, stream)
     if stream.connector == "airbyte_api":
-        from ingestion.airbyte_cloud import sync_airbyte_connection
-
         return sync_airbyte_connection(con, stream, **kwargs)
     return sync_records(con, stream, **kwargs)
 
@@ -213,7 +212,8 @@ def sync_files(con: duckdb.DuckDBPyConnection, stream: FileDropStream) -> SyncRe
         destination.setup()
         sync_id = destination.start_run(stream.system, stream.stream, extracted_at)
         ctx = SyncContext(
-            system=stream.system, stream=stream.stream, sync_id=sync_id, extracted_at=extracted_at
+            system=stream.system, stream=stream.stream, sync_id=sync_id, extracted_at=extracted_at,
+            mapped_columns=dict(stream.mapped_columns),
         )
         try:
             state = destination.read_state(stream.system, stream.stream)
@@ -349,6 +349,13 @@ def configure_stream(stream: ConnectorStream, discovered: Any) -> ConfiguredAirb
     )
 
 
+def _start_run(destination: DuckDBDestination, stream: ConnectorStream, extracted_at: datetime) -> tuple[int, SyncContext]:
+    """Record the sync as running (committed at once) and return its id and write context."""
+    destination.setup()
+    sync_id = destination.start_run(stream.system, stream.stream, extracted_at)
+    return sync_id, SyncContext(system=stream.system, stream=stream.stream, sync_id=sync_id, extracted_at=extracted_at)
+
+
 def sync_records(
     con: duckdb.DuckDBPyConnection,
     stream: ConnectorStream,
@@ -380,9 +387,7 @@ def sync_records(
     destination = DuckDBDestination(con)
     where = f"system {stream.system!r}, stream {stream.stream!r} ({stream.connector})"
     with utc_session(con):
-        destination.setup()
-        sync_id = destination.start_run(stream.system, stream.stream, extracted_at)
-        ctx = SyncContext(system=stream.system, stream=stream.stream, sync_id=sync_id, extracted_at=extracted_at)
+        sync_id, ctx = _start_run(destination, stream, extracted_at)
         redact = str
         totals = WriteStats()
         try:
@@ -477,4 +482,83 @@ def sync_records(
         records_with_errors=totals.records_with_errors,
         cursor=(state_now or {}).get("cursor_value", totals.cursor_max),
         state=state_now,
+    )
+
+
+# ---- a real Airbyte deployment (airbyte_api) -----------------------------------------------------
+
+
+def _recent_job(con: duckdb.DuckDBPyConnection, system: str, minutes: float) -> tuple[int, str] | None:
+    """A job of this system that succeeded within the last ``minutes`` (sync_id of its run, job url)."""
+    if minutes <= 0:
+        return None
+    rows = con.execute(
+        f"SELECT r.sync_id, f.file_path FROM {META_SCHEMA}.sync_runs r JOIN {META_SCHEMA}.landed_files f "
+        f"USING (sync_id) WHERE r.system = ? AND r.status = 'succeeded' AND f.file_path LIKE 'sync://airbyte-job-%' "
+        f"AND r.finished_at >= ? ORDER BY r.finished_at DESC LIMIT 1",
+        [system, datetime.now(UTC) - timedelta(minutes=minutes)],
+    ).fetchall()
+    return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+def sync_airbyte_connection(
+    con: duckdb.DuckDBPyConnection,
+    stream: ConnectorStream,
+    *,
+    env: dict[str, str] | None = None,
+    client: AirbyteClient | None = None,
+    sleep: Any = time.sleep,
+) -> Any:
+    """Run the system's Airbyte connection (or reuse a recent successful job) for one stream."""
+    t0 = time.perf_counter()
+    extracted_at = datetime.now(UTC)
+    destination = DuckDBDestination(con)
+    where = f"system {stream.system!r}, stream {stream.stream!r} (airbyte_api)"
+    with utc_session(con):
+        sync_id, ctx = _start_run(destination, stream, extracted_at)
+        redact = str
+        stats = WriteStats()
+        try:
+            config, secrets = stream.resolved(env)
+            redact = redactor(secrets)
+            if not config.get("connection_id"):
+                raise ConfigError(f"{where}: options.connection_id is required")
+            reused = _recent_job(con, stream.system, float(config.get("reuse_minutes", 30)))
+            if reused is not None:
+                url, rows, size = reused[1], 0, 0
+                note = f"reused {url.removeprefix('sync://')} (synced within reuse_minutes)"
+            else:
+                api = client or AirbyteClient(config, sleep=sleep)
+                job = api.run(
+                    config["connection_id"],
+                    float(config.get("timeout_seconds", 3600)),
+                    float(config.get("poll_interval_seconds", 10)),
+                )
+                url, rows, size = f"sync://airbyte-job-{job.job_id}", int(job.rows_synced or 0), int(job.bytes_synced or 0)
+                note = None
+            stats.records_landed, stats.bytes = rows, size
+            con.begin()
+            try:
+                destination.record_landed(ctx, url, extracted_at, size, rows, 0)
+                destination.finish_run(
+                    sync_id, status="succeeded", finished_at=datetime.now(UTC), files_seen=0, files_skipped=0,
+                    stats=stats, records_read=rows, error=note,
+                )
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+        except BaseException as e:
+            message = redact(f"{type(e).__name__}: {e}")
+            destination.fail_run(sync_id, datetime.now(UTC), message)
+            if isinstance(e, ConfigError):
+                raise ConfigError(redact(str(e))) from None
+            if isinstance(e, Exception):
+                raise ConnectorError(f"{where}: {redact(str(e)) or type(e).__name__}") from None
+            raise
+    return SyncResult(
+        system=stream.system, stream=stream.stream, table=f"raw_{stream.system}.{stream.stream}", sync_id=sync_id,
+        status="succeeded", files_seen=0, files_skipped=0, files_landed=0, files_failed=0, records_read=rows,
+        records_landed=rows, records_quarantined=0, bytes=size, seconds=time.perf_counter() - t0,
+        newest_file_modified_at=extracted_at, connector="airbyte_api", errors=[note] if note else [],
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -32,6 +33,20 @@ def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_
     assert dg.AssetKey(["raw", "psp", "charges"]) in parents
     assert dg.AssetKey(["marts", "fct_order_diffs"]) in graph.get(dg.AssetKey("exceptions")).parent_keys
     assert isinstance(defs.resources["dbt"], ReconDbtCliResource)
+    # One way through the house: every table a model reads has its producer upstream (no stub assets),
+    # and the models that read the exception store run after the asset that writes it.
+    graph = defs.resolve_asset_graph()
+    stubs = [k for k in graph.get_all_asset_keys() if graph.get(k).metadata.get("dagster/auto_created_stub_asset")]
+    assert stubs == []
+    for key in graph.get_all_asset_keys():  # a table written outside the graph's steps says who writes it
+        if not graph.get(key).is_executable:
+            assert "written by" in (graph.get(key).description or ""), key
+    resolutions = graph.get(dg.AssetKey(["marts", "fct_exception_resolutions"]))
+    assert dg.AssetKey("exceptions") in resolutions.parent_keys
+    assert dg.AssetKey(["recon", "manual_matches"]) in graph.get(
+        dg.AssetKey(["intermediate", "int_payments_unioned"])).parent_keys
+    steps = [n.name for n in job.nodes_in_topological_order]
+    assert steps.index("recon_dbt_models") < steps.index("exceptions") < steps.index("recon_dbt_after_exceptions")
     # What the UI shows a user names no repository file: no docs/ paths, no local file:// links.
     for spec in defs.resolve_all_asset_specs():
         shown = f"{spec.description or ''} " + " ".join(
@@ -91,3 +106,12 @@ def test_partitions_end_with_the_configured_end_date(recon_home, monkeypatch):
     monkeypatch.setenv("RECON_END_DATE", "2026-09-30")
     with pytest.raises(ConfigError, match="end_date 2026-09-30 is before start_date 2026-10-01"):
         load_config(DEMO_CONFIG_PATH)
+
+
+def test_no_model_reads_a_table_it_does_not_declare():
+    """A model reads other tables only through ref() or source(): no hidden reads by relation lookup."""
+    root = Path(__file__).resolve().parents[1] / "dbt_project"
+    hidden = [f"{path.relative_to(root)}:{n}" for path in sorted(root.rglob("*.sql")) if "target" not in path.parts
+              for n, line in enumerate(path.read_text().splitlines(), 1)
+              if re.search(r"get_relation\(|existing_relation\(|\bfrom\s+recon(_meta)?\.", line)]
+    assert hidden == []

@@ -209,22 +209,6 @@ def render_files(recon_vars: Mapping[str, Any]) -> dict[str, str]:
                 "tables": tables,
             }
         )
-    sources.append(
-        {
-            "name": "recon_meta",
-            "schema": "recon_meta",
-            "description": "Bookkeeping written by the ingestion connectors.",
-            "tables": [
-                {
-                    "name": "landed_files",
-                    "description": (
-                        "One row per file a connector landed: system, stream, file_path, file_modified_at, "
-                        "file_size, records_landed, records_quarantined, sync_id, landed_at. Drives freshness."
-                    ),
-                }
-            ],
-        }
-    )
     dump = {"sort_keys": False, "default_flow_style": False, "allow_unicode": True, "width": 110}
     files["_sources.yml"] = _HEADER + yaml.safe_dump({"version": 2, "sources": sources}, **dump)
     files["_models.yml"] = _HEADER + yaml.safe_dump({"version": 2, "models": models}, **dump)

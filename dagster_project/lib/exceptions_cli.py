@@ -16,6 +16,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -214,7 +215,7 @@ def show(ctx: click.Context, exception_id: str, as_json: bool) -> None:
         ("last seen", ex["last_seen_date"]), ("age", f"{ex['age_days']} day(s)"), ("rule", ex["rule"]),
         ("dbt model", ex.get("dbt_model")), ("matched to order", ex.get("matched_order_id")),
         ("resolution note", ex.get("resolution_note")), ("reproduce", ex["reproduce_command"]),
-        ("timeline", f"recon order {ex['order_id']}"),
+        ("timeline", f"recon order {shlex.quote(ex['order_id'])}"),
     ]
     for name, value in facts:
         if value not in (None, ""):

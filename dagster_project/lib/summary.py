@@ -69,7 +69,11 @@ def build_summary(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt
                 rows = con.execute(f'select count(*) from "raw_{system_name}"."{stream}"').fetchall()[0][0]
             summary.rows_per_stream.append((system_name, stream, int(rows)))
     if _exists(con, "recon_meta", "quarantine"):
-        summary.quarantined = int(con.execute("select count(*) from recon_meta.quarantine").fetchall()[0][0])
+        # A rejected file is one quarantine row standing for its rows (``records``, newer databases).
+        has_records = con.execute("select count(*) from duckdb_columns() where schema_name = 'recon_meta' "
+                                  "and table_name = 'quarantine' and column_name = 'records'").fetchall()[0][0]
+        counted = "coalesce(sum(coalesce(records, 1)), 0)" if has_records else "count(*)"
+        summary.quarantined = int(con.execute(f"select {counted} from recon_meta.quarantine").fetchall()[0][0])
     if _exists(con, "recon_meta", "contract_quarantine"):
         summary.contract_quarantined = int(con.execute(
             "select count(distinct (system, stream, _airbyte_raw_id)) from recon_meta.contract_quarantine"

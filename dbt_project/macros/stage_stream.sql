@@ -34,7 +34,7 @@
     {%- set types = raw_column_types(relation) -%}
     {#- Rows the contract checks quarantined are left out of the reconciliation (they become
         contract_violation exceptions instead). The view exists once the contracts have run. -#}
-    {%- set quarantine = existing_relation('recon_meta', 'contract_quarantined_ids') -%}
+    {%- set quarantine = load_relation(source('recon_meta', 'contract_quarantined_ids')) -%}
     {%- set kind_defaults = {'payments': 'charge', 'invoices': 'invoice', 'fulfillments': 'shipment'} -%}
     {%- set rendered = {} -%}
     {#- currency first: `unit: minor` amounts need the row's canonical currency -#}

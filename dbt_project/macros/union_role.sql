@@ -16,7 +16,8 @@
             {%- do models.append('stg_' ~ system ~ '__' ~ stream) -%}
         {%- endfor -%}
     {%- endfor -%}
-    {%- set matches = existing_relation('recon', 'manual_matches') if role in ('payments', 'invoices', 'fulfillments') else none -%}
+    {#- source() at parse time puts the manual matches' producer upstream; load_relation: absent until a first match -#}
+    {%- set matches = load_relation(source('owner_input', 'manual_matches')) if role in ('payments', 'invoices', 'fulfillments') else none -%}
     {%- if models | length == 0 -%}
 {{ empty_role_relation(role) }}
     {%- else -%}

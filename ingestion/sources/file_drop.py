@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +57,9 @@ _MAX_LINE_BYTES = 64 * 1024 * 1024
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# A staged JSONL table's extra column (not landed): each record's line in its file.
+_LINE_COLUMN = "_ab_line_number"
+
 
 @dataclass
 class FileDropStream:
@@ -75,6 +78,10 @@ class FileDropStream:
             ``append_dedup``: the same, and the raw table keeps one row per key; ``snapshot``: each
             file is the whole table). Reading is the same for all three (each new or changed file is
             one delivery); the modes differ in what the reconciliation makes of the deliveries.
+        mapped_columns: the columns the config's field mapping reads (and the key and cursor), each
+            with the type the mapping declares for it or None (see ``ingestion.connectors.mapped_columns``).
+            The destination lands them with the stream's types and rejects a file that lacks one
+            (``DuckDBDestination`` docstring); not part of the connector config.
     """
 
     system: str
@@ -90,6 +97,7 @@ class FileDropStream:
     csv_header: bool = True
     encoding: str = "utf-8"
     sync_mode: str = "append"
+    mapped_columns: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -274,7 +282,7 @@ class DroppedFile:
         return self.modified_at.isoformat()
 
 
-def _stat(path: Path) -> DroppedFile:
+def stat_file(path: Path) -> DroppedFile:
     st = path.stat()
     modified = _EPOCH + timedelta(microseconds=st.st_mtime_ns // 1000)
     return DroppedFile(path=path, url=str(path), size=st.st_size, modified_at=modified)
@@ -290,7 +298,7 @@ def list_files(stream: FileDropStream) -> list[DroppedFile]:
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
         raise ConfigError(f"system {stream.system!r}, stream {stream.stream!r}: path {str(root)!r} {what}")
-    return [_stat(p) for p in sorted(root.glob(stream.glob)) if p.is_file()]
+    return [stat_file(p) for p in sorted(root.glob(stream.glob)) if p.is_file()]
 
 
 # ------------------------------------------------------------------------------------------- staging
@@ -402,11 +410,11 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Droppe
     )
 
 
-def _json_pointer(key: str) -> str:
+def json_pointer(key: str) -> str:
     return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
-def _jsonl_column_type(types: set[str]) -> tuple[str, str]:
+def jsonl_column_type(types: set[str]) -> tuple[str, str]:
     """(DuckDB type, how to extract) for one top-level key from the JSON types seen for it."""
     types = types - {"NULL"}
     ints = {"BIGINT", "UBIGINT"}
@@ -492,7 +500,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Drop
                 if k not in seen:
                     seen.add(k)
                     keys.append(k)
-        pointers = [_json_pointer(k) for k in keys]
+        pointers = [json_pointer(k) for k in keys]
         types: dict[int, set[str]] = {i: set() for i in range(len(keys))}
         if keys:
             for i, t in _run(
@@ -506,7 +514,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Drop
         names, changes = _dedupe_names(keys)
         selects, json_pointers = [], []
         for i, (key, name) in enumerate(zip(keys, names, strict=True)):
-            duck_type, how = _jsonl_column_type(types[i])
+            duck_type, how = jsonl_column_type(types[i])
             if duck_type == "BIGINT" and "UBIGINT" in types[i]:
                 too_big = _run(
                     con,
@@ -539,19 +547,20 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Drop
             else:
                 expr = f"_x[{i + 1}]"
             selects.append(f"CAST({expr} AS {duck_type}) AS {quote_ident(name)}")
-        inner = ["json_extract_string(line, $p::VARCHAR[]) AS _x"]
+        inner = [f"{line_expr}::BIGINT AS _line", "json_extract_string(line, $p::VARCHAR[]) AS _x"]
         if json_pointers:
             inner.append("json_extract(line, $jp::VARCHAR[]) AS _y")
         _run(
             con,
             f"CREATE TEMP TABLE {quote_ident(table)} AS SELECT "
             + (", ".join(selects) if selects else "NULL::VARCHAR AS _no_columns")
+            + f", _line AS {quote_ident(_LINE_COLUMN)}"
             + f" FROM (SELECT {', '.join(inner)} FROM {q_lines} WHERE kind = 'OBJECT' ORDER BY rowid)",
-            {"p": pointers} | ({"jp": json_pointers} if json_pointers else {}),
+            {"p": pointers} | ({"jp": json_pointers} if json_pointers else {}) | params,
         )
     finally:
         _run(con, f"DROP TABLE IF EXISTS {q_lines}")
-    columns = [] if not keys else _describe(con, table)
+    columns = [] if not keys else [c for c in _describe(con, table) if c[0] != _LINE_COLUMN]
     return StagedBatch(
         table=table,
         columns=columns,
@@ -559,6 +568,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Drop
         quarantine_table=quarantine,
         quarantined=_count(con, quarantine),
         changes=changes,
+        line_column=_LINE_COLUMN,
     )
 
 
@@ -861,7 +871,7 @@ class SourceFileDrop:
             staged: StagedBatch | None = None
             try:
                 staged = stage_file(con, stream, f, direct=direct)
-                if _stat(f.path) != f:
+                if stat_file(f.path) != f:
                     raise _FileChanged()
             except _FileChanged:
                 drop_staged(con, staged)

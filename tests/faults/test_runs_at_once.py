@@ -7,10 +7,13 @@ the DuckDB file, a run killed with SIGKILL. Nothing here measures time: waiting 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
+import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -162,43 +165,99 @@ def test_an_open_session_is_waited_for_and_then_named(tmp_path: Path, monkeypatc
         holder.wait(timeout=60)
 
 
-def test_a_killed_run_is_marked_failed_by_the_next_and_its_day_reruns(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+# The nightly's steps for the demo config, in order; one is drawn per run (seed printed, RECON_FAULT_SEED
+# replays it) and the run is killed just inside it.
+STEPS = ["raw__shop__orders", "raw__psp__charges", "raw__erp__documents_contract", "recon_dbt_models", "exceptions",
+         "exception_notifications", "recon_dbt_after_exceptions", "reconciliation_report"]
+
+
+def _started_step(instance_dir: Path, step: str) -> str | None:
+    """The id of the run in progress once ``step`` has started in it.
+
+    Read from the instance's SQLite files read-only, not through a second DagsterInstance: opening the
+    storage while the run's own process creates it races on its schema migrations.
+    """
+    def rows(path: Path, sql: str, args: tuple = ()) -> list[tuple]:
+        if not path.exists():
+            return []
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                return db.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:  # not created yet, or being written: look again
+            return []
+
+    history = instance_dir / "history"
+    for (run_id,) in rows(history / "runs.db", "select run_id from runs where status = 'STARTED'"):
+        if rows(history / "runs" / f"{run_id}.db",
+                "select 1 from event_logs where dagster_event_type = 'STEP_START' and step_key = ?", (step,)):
+            return run_id
+    return None
+
+
+def test_a_run_killed_inside_a_step_is_marked_failed_and_its_rerun_equals_an_unkilled_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_backfill import snapshot
+
+    seed = int(os.environ.get("RECON_FAULT_SEED") or random.randrange(10**6))
+    rng = random.Random(seed)
+    step, delay = rng.choice(STEPS), rng.uniform(0, 0.5)
+    print(f"kill inside {step} after {delay:.2f} s (RECON_FAULT_SEED={seed})")
     home = Home(tmp_path)
+    reference = {**home.env, "RECON_HOME": str(tmp_path / "ref"), "DAGSTER_HOME": str(tmp_path / "ref" / "dh")}
+    ran = subprocess.run([str(RECON), "run", "--date", str(home.day)], env=reference, capture_output=True, text=True,
+                         timeout=900)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+
     victim = home.popen("run", "--date", str(home.day))
     instance_dir = Path(home.env["DAGSTER_HOME"])
     monkeypatch.setenv("DAGSTER_HOME", str(instance_dir))
     try:
-        # Kill it once its Dagster run has started (wherever it is then: landing, contracts, dbt ...).
-        while True:
-            assert victim.poll() is None, victim.communicate()[0]
-            if (instance_dir / "history" / "runs.db").exists():
-                with dg.DagsterInstance.get() as instance:
-                    started = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-                if started:
-                    break
-            time.sleep(0.2)
-        os.killpg(victim.pid, signal.SIGKILL)
+        killed = None
+        while killed is None and victim.poll() is None:
+            killed = _started_step(instance_dir, step)
+            time.sleep(0.1)
+        time.sleep(delay)
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(timeout=60)
-        killed = started[0].run_id
+        was_killed = victim.returncode == -signal.SIGKILL
+        assert was_killed or victim.returncode == 0, victim.communicate()[0]
 
         rerun = home.recon("run", "--date", str(home.day))
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-        assert f"marked run {killed[:8]} ({home.day}) failed: its process {victim.pid} is gone" in rerun.stdout
         with dg.DagsterInstance.get() as instance:
-            assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.FAILURE
+            if was_killed:
+                assert f"marked run {killed[:8]} ({home.day}) failed: its process {victim.pid} is gone" in rerun.stdout
+                assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.FAILURE
             assert not instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         con = connect(home.config.duckdb_path, read_only=True)
         try:
             assert con.execute("select count(*) from recon_meta.sync_runs where status = 'running'").fetchall() \
                 == [(0,)]
-            assert con.execute("select count(*) from marts.fct_orders where as_of_date = ?", [home.day]
-                               ).fetchall()[0][0] > 0
+            raw = {t: con.execute(f"select count(*), count(distinct _airbyte_raw_id) from {t}").fetchall()[0]
+                   for t in _raw_tables(con)}
         finally:
             con.close()
+        # Nothing lost or doubled: the marts and the exceptions equal the unkilled run's, row for row.
+        after, expected = snapshot(home.config.duckdb_path), snapshot(tmp_path / "ref" / "warehouse.duckdb")
+        assert after.keys() == expected.keys()
+        for name in expected:
+            assert after[name] == expected[name], f"{name} differs from the unkilled run (seed {seed})"
+        ref = connect(tmp_path / "ref" / "warehouse.duckdb", read_only=True)
+        try:
+            assert raw == {t: ref.execute(f"select count(*), count(distinct _airbyte_raw_id) from {t}").fetchall()[0]
+                           for t in _raw_tables(ref)}
+        finally:
+            ref.close()
     finally:
         if victim.poll() is None:
             os.killpg(victim.pid, signal.SIGKILL)
+
+
+def _raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [f"{s}.{t}" for s, t in con.execute(
+        "select table_schema, table_name from information_schema.tables where table_schema like 'raw\\_%' escape '\\' "
+        "order by 1, 2").fetchall()]
 
 
 def test_the_lock_file_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:

@@ -18,7 +18,9 @@ def build_defs(config: ReconConfig) -> dg.Definitions:
     @dg.asset(
         key=["exceptions"],
         group_name="exceptions",
-        deps=[dg.AssetKey(["marts", "fct_order_diffs"]), dg.AssetKey(["marts", "fct_system_freshness"])],
+        # Every mart it reads (routing reads the state of each order and its history).
+        deps=[dg.AssetKey(["marts", name]) for name in
+              ("fct_order_diffs", "fct_system_freshness", "fct_orders", "fct_order_state_history")],
         partitions_def=daily_partitions(config),
         kinds={"duckdb", "python"},
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),

@@ -42,13 +42,21 @@ class DbtRunConfig(dg.Config):
     full_refresh: bool = False
 
 
-def build_dbt_assets(recon_config: ReconConfig) -> dg.AssetsDefinition:
+# The models that read the exception store run after the `exceptions` asset, in the night's second
+# dbt step; every other model runs in the first, before it.
+AFTER_EXCEPTIONS = "source:exception_store+"
+
+
+def build_dbt_assets(recon_config: ReconConfig, *, after_exceptions: bool = False) -> dg.AssetsDefinition:
+    """The dbt models as one multi-asset: the core models, or (``after_exceptions``) those that read the store."""
     project = get_dbt_project(recon_config)
+    selection = {"select": AFTER_EXCEPTIONS} if after_exceptions else {"exclude": AFTER_EXCEPTIONS}
 
     @dbt_assets(
         manifest=project.manifest_path,
         project=project,
-        name="recon_dbt_models",
+        name="recon_dbt_after_exceptions" if after_exceptions else "recon_dbt_models",
+        **selection,
         # One as-of day per run: days are reconciled in order, never as one range.
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         partitions_def=daily_partitions(recon_config),
@@ -59,7 +67,7 @@ def build_dbt_assets(recon_config: ReconConfig) -> dg.AssetsDefinition:
     def recon_dbt_models(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtRunConfig
     ) -> Iterator[Any]:
-        """Build staging, the canonical order table and the diff history as of the partition's day."""
+        """Build the dbt models of this step (staging, canonical orders, diffs; or the exception metrics) as of D."""
         as_of = context.partition_key
         set_dbt_env(recon_config)
         # The day travels in the environment, so --vars (and dbt's partial parse) stay the same every night.
@@ -75,4 +83,30 @@ def build_dbt_assets(recon_config: ReconConfig) -> dg.AssetsDefinition:
 
 
 def build_defs(config: ReconConfig) -> dg.Definitions:
-    return dg.Definitions(assets=[build_dbt_assets(config)])
+    return dg.Definitions(assets=[build_dbt_assets(config), build_dbt_assets(config, after_exceptions=True),
+                                  *bookkeeping_specs(config)])
+
+
+def bookkeeping_specs(config: ReconConfig) -> list[dg.AssetSpec]:
+    """Tables written outside the asset graph's own steps that dbt models read, each with its producer.
+
+    They are external assets (nothing materializes them as such): the lineage graph shows who writes
+    them and which models read them, instead of reads with no upstream.
+    """
+    raw = [dg.AssetKey(["raw", system, stream]) for system, sc in sorted(config.systems.items())
+           for stream in sorted(sc.streams)]
+    return [
+        dg.AssetSpec(["recon_meta", "landed_files"], deps=raw, group_name="ingestion", kinds={"duckdb"},
+                     description="One row per file a connector landed; written by each ingestion asset."),
+        dg.AssetSpec(["recon_meta", "contract_quarantined_ids"], deps=raw, group_name="ingestion",
+                     kinds={"duckdb"},
+                     description="Raw rows the contract checks quarantined; written by each ingestion asset's "
+                                 "contract check, left out of staging."),
+        dg.AssetSpec(["recon", "exception_events"], deps=[dg.AssetKey("exceptions")], group_name="exceptions",
+                     kinds={"duckdb"},
+                     description="The exceptions' append-only event log; written by the exceptions asset, "
+                                 "the escalation sensor and the owners' CLI."),
+        dg.AssetSpec(["recon", "manual_matches"], group_name="exceptions", kinds={"duckdb"},
+                     description="Orphan records an owner linked to an order by hand; written by "
+                                 "`recon exceptions match`, read by the role unions."),
+    ]

@@ -19,6 +19,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shlex
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -102,7 +104,9 @@ def _plain(value: Any) -> Any:
 
 def _timeline(config: ReconConfig, order_id: str) -> str:
     url = config.notifications.timeline_url
-    return url.replace("{order_id}", order_id) if url else f"recon order {order_id}"
+    # The id is the source's text: quoted for a URL, or for a shell (``SO-X'; drop table x; --``).
+    return (url.replace("{order_id}", urllib.parse.quote(order_id, safe="")) if url
+            else f"recon order {shlex.quote(order_id)}")
 
 
 def enqueue_for_events(con: duckdb.DuckDBPyConnection, config: ReconConfig, events: list[dict[str, Any]],

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from dagster_project.lib.exceptions_read import plain
 from dagster_project.lib.reports.data import MEASURES, ReportData
 
 # (file stem / sheet name, section attribute, columns)
@@ -128,25 +129,12 @@ def _cell(ws: Any, r: int, c: int, value: Any, column: str, money_fmt: Any, pct_
         ws.write_string(r, c, str(value))
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        # Exact to the cent and below: amounts are DECIMAL(20,4); a float prints them back unchanged.
-        return float(value)
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
-    return value
-
-
 def summary(data: ReportData) -> dict[str, Any]:
     """The machine-readable summary (for alert thresholds and CI gates)."""
     at_risk: dict[str, Decimal] = {}
     for r in data.money_at_risk:
         at_risk[r["currency"]] = at_risk.get(r["currency"], Decimal(0)) + r["amount_at_risk"]
-    return _json_value({
+    return plain({  # amounts DECIMAL(20,4) as floats: exact to the cent and below when printed back
         "as_of_date": data.as_of_date,
         "tie_out_ok": data.tie_out_ok,
         "currencies": {

@@ -54,7 +54,8 @@ final as (
         'select * from {{ this.schema }}.{{ this.identifier }} where as_of_date = date '
             || '''{{ as_of_date_value().isoformat() }}'' and order_id = '''
             || replace(diffs.order_id, '''', '''''') || '''' as reproduce_sql,
-        'recon order ' || diffs.order_id || ' --as-of {{ as_of_date_value().isoformat() }}' as reproduce_command
+        'recon order ' || {{ shell_quote('diffs.order_id') }} || ' --as-of {{ as_of_date_value().isoformat() }}'
+            as reproduce_command
     from diffs
     {%- if is_incremental() %}
     left join history

@@ -1,13 +1,13 @@
 -- Exception resolutions: one row per time an open exception was closed (resolved or matched by a person,
 -- accepted, or auto-resolved because its diff vanished), from the exception store's append-only event
--- log. Days to resolve count as-of days from the latest (re)opening. A view, because the exception store
--- is written after the dbt models of the night; reading it live keeps the metric current. The store is
--- not a dbt source (it is downstream of the marts); before it exists the view is empty.
+-- log. Days to resolve count as-of days from the latest (re)opening. The store is a source mapped to the
+-- `exceptions` asset, so this model is built after it (the night's second dbt step); before the store
+-- exists the view is empty.
 {{ config(materialized='view') }}
 
 {%- set system_actors = ['recon', 'recon-routing', 'recon-escalation'] %}
-{%- set events_relation = adapter.get_relation(database=target.database, schema='recon', identifier='exception_events') if execute else none %}
-{%- set exceptions_relation = adapter.get_relation(database=target.database, schema='recon', identifier='exceptions') if execute else none %}
+{%- set events_relation = load_relation(source('exception_store', 'exception_events')) %}
+{%- set exceptions_relation = load_relation(source('exception_store', 'exceptions')) %}
 
 {%- if events_relation is not none and exceptions_relation is not none %}
 

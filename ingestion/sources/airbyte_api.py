@@ -1,4 +1,6 @@
-"""A real Airbyte deployment (Cloud or self-managed) through ``airbyte-api``: trigger, wait, report.
+"""A real Airbyte deployment (Cloud or self-managed) through ``airbyte-api``: its spec and client.
+
+``ingestion.sync.sync_airbyte_connection`` runs it for a stream, with this module's client.
 
 The Airbyte connection is configured in Airbyte itself, with a destination that writes into this
 project's DuckDB file (Airbyte's DuckDB destination, schema ``raw_<system>``), so the dbt models read
@@ -24,14 +26,9 @@ Options (``systems.<name>.options``)::
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
-
-from ingestion.connectors import ConnectorStream, redactor
-from ingestion.destination_duckdb import META_SCHEMA, DuckDBDestination, SyncContext, WriteStats
-from ingestion.protocol import ConfigError, ConnectorError, ConnectorSpecification
+from ingestion.protocol import ConnectorError, ConnectorSpecification
 
 SPEC = ConnectorSpecification(
     documentation_url="https://reference.airbyte.com/reference/createjob",
@@ -146,83 +143,3 @@ class AirbyteClient:
 def _status(job: Any) -> str:
     s = getattr(job, "status", None)
     return str(getattr(s, "value", s))
-
-
-def _recent_job(con: duckdb.DuckDBPyConnection, system: str, minutes: float) -> tuple[int, str] | None:
-    """A job of this system that succeeded within the last ``minutes`` (sync_id of its run, job url)."""
-    if minutes <= 0:
-        return None
-    rows = con.execute(
-        f"SELECT r.sync_id, f.file_path FROM {META_SCHEMA}.sync_runs r JOIN {META_SCHEMA}.landed_files f "
-        f"USING (sync_id) WHERE r.system = ? AND r.status = 'succeeded' AND f.file_path LIKE 'sync://airbyte-job-%' "
-        f"AND r.finished_at >= ? ORDER BY r.finished_at DESC LIMIT 1",
-        [system, datetime.now(UTC) - timedelta(minutes=minutes)],
-    ).fetchall()
-    return (int(rows[0][0]), str(rows[0][1])) if rows else None
-
-
-def sync_airbyte_connection(
-    con: duckdb.DuckDBPyConnection,
-    stream: ConnectorStream,
-    *,
-    env: dict[str, str] | None = None,
-    client: AirbyteClient | None = None,
-    sleep: Any = time.sleep,
-) -> Any:
-    """Run the system's Airbyte connection (or reuse a recent successful job) for one stream."""
-    from ingestion.sync import SyncResult, utc_session
-
-    t0 = time.perf_counter()
-    extracted_at = datetime.now(UTC)
-    destination = DuckDBDestination(con)
-    where = f"system {stream.system!r}, stream {stream.stream!r} (airbyte_api)"
-    with utc_session(con):
-        destination.setup()
-        sync_id = destination.start_run(stream.system, stream.stream, extracted_at)
-        ctx = SyncContext(system=stream.system, stream=stream.stream, sync_id=sync_id, extracted_at=extracted_at)
-        redact = str
-        stats = WriteStats()
-        try:
-            config, secrets = stream.resolved(env)
-            redact = redactor(secrets)
-            if not config.get("connection_id"):
-                raise ConfigError(f"{where}: options.connection_id is required")
-            reused = _recent_job(con, stream.system, float(config.get("reuse_minutes", 30)))
-            if reused is not None:
-                url, rows, size = reused[1], 0, 0
-                note = f"reused {url.removeprefix('sync://')} (synced within reuse_minutes)"
-            else:
-                api = client or AirbyteClient(config, sleep=sleep)
-                job = api.run(
-                    config["connection_id"],
-                    float(config.get("timeout_seconds", 3600)),
-                    float(config.get("poll_interval_seconds", 10)),
-                )
-                url, rows, size = f"sync://airbyte-job-{job.job_id}", int(job.rows_synced or 0), int(job.bytes_synced or 0)
-                note = None
-            stats.records_landed, stats.bytes = rows, size
-            con.begin()
-            try:
-                destination.record_landed(ctx, url, extracted_at, size, rows, 0)
-                destination.finish_run(
-                    sync_id, status="succeeded", finished_at=datetime.now(UTC), files_seen=0, files_skipped=0,
-                    stats=stats, records_read=rows, error=note,
-                )
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
-        except BaseException as e:
-            message = redact(f"{type(e).__name__}: {e}")
-            destination.fail_run(sync_id, datetime.now(UTC), message)
-            if isinstance(e, ConfigError):
-                raise ConfigError(redact(str(e))) from None
-            if isinstance(e, Exception):
-                raise ConnectorError(f"{where}: {redact(str(e)) or type(e).__name__}") from None
-            raise
-    return SyncResult(
-        system=stream.system, stream=stream.stream, table=f"raw_{stream.system}.{stream.stream}", sync_id=sync_id,
-        status="succeeded", files_seen=0, files_skipped=0, files_landed=0, files_failed=0, records_read=rows,
-        records_landed=rows, records_quarantined=0, bytes=size, seconds=time.perf_counter() - t0,
-        newest_file_modified_at=extracted_at, connector="airbyte_api", errors=[note] if note else [],
-    )
