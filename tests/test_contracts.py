@@ -669,3 +669,42 @@ def test_results_respect_the_as_of_day(config, gx_dir, tmp_path):
     validate(full, 3)
     assert _recorded(full, 3) == recorded_third
     full.close()
+
+
+def test_expectations_of_your_own_from_overrides(con, config, tmp_path):
+    """overrides.yml `expectations` are appended to the generated suite and run in the same query; a type
+    recon cannot compile fails the check with the reason instead of being skipped."""
+    folder = tmp_path / "gx"
+    folder.mkdir()
+    (folder / "overrides.yml").write_text("""
+psp__charges__contract:
+  expectations:
+    - type: expect_column_values_to_match_regex
+      kwargs: {column: currency, regex: "^[a-z]{3}$"}
+      meta: {rule_id: currency_lowercase}
+    - type: expect_column_values_to_be_between
+      kwargs: {column: amount, min_value: 1005, mostly: 0.7}
+      description: most charges are at least 10.05
+    - type: expect_column_kl_divergence_to_be_less_than
+      kwargs: {column: amount, partition_object: null, threshold: 0.1}
+      meta: {blocking: true}
+""")
+    rows = charges()
+    rows[0]["currency"] = "xx1"
+    land(con, "psp", "charges", rows, CHARGE_TYPES)
+    result = run(con, config, folder, "psp", "charges")
+    fails = failed(result)
+    assert fails["currency_lowercase"].unexpected_count == 1
+    assert fails["currency_lowercase"].column == "currency" and not fails["currency_lowercase"].blocking
+    assert result.samples["currency_lowercase"][0]["currency"] == "xx1"
+    between = next(o for o in result.outcomes if o.description == "most charges are at least 10.05")
+    assert between.success and between.unexpected_count == 5  # 5 of 20 below, within mostly 0.7
+    kl = fails["custom:3"]
+    assert kl.blocking and result.blocking
+    assert "expect_column_kl_divergence_to_be_less_than' cannot be compiled to SQL" in kl.error
+    assert "could not run" in kl.message("psp", "charges")
+    assert quarantined(con, "psp", "charges") == {"currency_iso:currency": {"charges-0"}}  # own rules: reported
+
+    (folder / "overrides.yml").write_text("psp__charges__contract:\n  expectations: [{kwargs: {column: id}}]\n")
+    bad = run(con, config, folder, "psp", "charges")
+    assert bad.blocking and "expectations[0] must be a mapping with a `type`" in bad.error

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "disable": [],
     "severity": {},
     "extra_values": {},
+    "expectations": [],  # GX expectations of your own, appended to the generated ones
 }
 
 # ISO 4217 active codes (2024), plus XCG (2025). Upper-cased before comparison.
@@ -114,6 +115,7 @@ class StreamContract:
     order_id_sql: str | None
     accepted_types: dict[str, list[str]]
     rules: list[Rule] = field(default_factory=list)
+    extra_expectations: list[dict[str, Any]] = field(default_factory=list)  # overrides.yml `expectations`
 
     @property
     def suite_name(self) -> str:
@@ -256,7 +258,8 @@ def load_overrides(path: Path | None) -> dict[str, dict[str, Any]]:
 
     Keys: ``amount_max``, ``future_tolerance_minutes``, ``key_mostly_present``, ``min_rows``,
     ``freshness_hours``, ``disable`` (rule ids or checks), ``severity`` (rule id or check ->
-    blocking/warning), ``extra_values`` (column -> more accepted values).
+    blocking/warning), ``extra_values`` (column -> more accepted values), ``expectations`` (GX
+    expectations of your own, appended to the suite).
     """
     if path is None or not path.is_file():
         return {}
@@ -422,7 +425,27 @@ def build_contract(config: ReconConfig, system_name: str, stream_name: str,
     order_spec = stream.fields.get("order_id")
     order_sql = _text(order_spec.from_) if order_spec is not None and order_spec.from_ else None
     return StreamContract(system_name, stream_name, system.role, list(stream.primary_key), stream.cursor_field,
-                          order_sql, accepted, rules)
+                          order_sql, accepted, rules, _extra_expectations(name, s["expectations"]))
+
+
+def _extra_expectations(name: str, items: Any) -> list[dict[str, Any]]:
+    """The ``expectations`` of an overrides.yml entry: GX expectations as ``{type, kwargs, meta?,
+    description?}``, checked for shape here (whether recon can compile the type is the runner's
+    business: one it cannot compile fails the check, with the reason)."""
+    if not isinstance(items, list):
+        raise ValueError(f"overrides.yml {name}: expectations must be a list of {{type, kwargs}} mappings")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str) or \
+                not isinstance(item.get("kwargs", {}), dict):
+            raise ValueError(f"overrides.yml {name}: expectations[{i}] must be a mapping with a `type` "
+                             f"(e.g. expect_column_values_to_match_regex) and `kwargs`, got {item!r}")
+        unknown = set(item) - {"type", "kwargs", "meta", "description"}
+        if unknown:
+            raise ValueError(f"overrides.yml {name}: expectations[{i}] has unknown key(s) {sorted(unknown)}")
+        out.append({"type": item["type"], "kwargs": dict(item.get("kwargs") or {}),
+                    "meta": dict(item.get("meta") or {}), "description": item.get("description")})
+    return out
 
 
 def freshness_hours(config: ReconConfig, system_name: str, stream_name: str,
