@@ -304,7 +304,7 @@ FUTURE = "2099-12-31T00:00:00Z"
 def deliver(data: Path, *, corrected: bool) -> None:
     """Every bad-input class at once in two systems' files; ``corrected``: the same files re-exported right."""
     sales = [order("W1"), order("W2"), order(f'"{EVIL}"'), order("W3"), order("W3"),
-             order("W4", placed=FUTURE), order("W5", "1e30"), order("W6", LARGE)]
+             order("W4", placed=FUTURE), order("W5", "1e30"), order("W6", LARGE), order("W13", LARGE)]
     if corrected:
         sales += [order("W9"), order("W10"), order("W11"), order("W12")]
     else:
@@ -316,7 +316,10 @@ def deliver(data: Path, *, corrected: bool) -> None:
     if not corrected:
         rows = [",".join(p for i, p in enumerate(r.split(",")) if i != 3) for r in rows]
     write(data / "shop" / "d2.csv", csv(*rows, header=header), day=day)
+    # W13 paid half of its 10^12: an amount_mismatch whose money at risk no DECIMAL(9,4) holds (the night
+    # that once crashed in the exceptions step), delivered again the next night.
     txns = [txn("T1", "W1", 1000), txn("T2", "W2", 1000), txn("T6", "W6", 100000000000012),
+            txn("T13", "W13", 50000000000006),
             txn("T7", "W7", 1000), txn("T8", "W8", 1000), txn("T11", "W11", 1000), txn("T12", "W12", 1000),
             txn("T3", "W3", 1000 if corrected else "ten euros"),
             txn("T4", "W4", 1000) if corrected else '{"txn_id": "T4", "order_ref": "W4", "amo']
@@ -330,6 +333,16 @@ def exceptions(db: Path) -> dict[str, dict[str, Any]]:
         names = [d[0] for d in cursor.description]
         return {r[names.index("order_id")] + "|" + r[names.index("diff_type")]: dict(zip(names, r, strict=True))
                 for r in cursor.fetchall()}
+    finally:
+        con.close()
+
+
+def large_at_risk(db: Path, day: date) -> str:
+    """W13's money at risk as the diff mart computed it (text, so nothing is rounded on the way)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("select amount_at_risk::varchar from marts.fct_order_diffs where order_id = 'W13' "
+                           "and diff_type = 'amount_mismatch' and as_of_date = ?", [day]).fetchall()[0][0]
     finally:
         con.close()
 
@@ -354,7 +367,7 @@ def test_every_class_at_once_through_the_nightly_then_corrected(tmp_path: Path, 
     try:
         runs = con.execute("select system, records_read, records_landed, records_quarantined from recon_meta.sync_runs "
                            "where status like 'succeeded%'").fetchall()
-        assert {r[0]: r[1:] for r in runs} == {"shop": (14, 10, 4), "gate": (9, 7, 2)}  # in = landed + quarantined
+        assert {r[0]: r[1:] for r in runs} == {"shop": (15, 11, 4), "gate": (10, 8, 2)}  # in = landed + quarantined
         assert con.execute("select data_type from duckdb_columns() where table_name = 'txns' "
                            "and column_name = 'amount_minor'").fetchall() == [("BIGINT",)]
         diffs = {(o, t, s): c for o, t, s, c in con.execute(
@@ -381,6 +394,9 @@ def test_every_class_at_once_through_the_nightly_then_corrected(tmp_path: Path, 
     assert "PlacedAt is not later than the sync" in ex["W4|contract_violation"]["expected_value"]
     assert "Gross is non-negative and at most 1e+13" in ex["W5|contract_violation"]["expected_value"]
     assert not [d for d in diffs if d[0] == "W6"] and "W6|contract_violation" not in ex
+    # A large amount at risk goes through the exceptions step exactly (typed writes, never inferred).
+    assert str(ex["W13|amount_mismatch"]["amount_at_risk"]) == large_at_risk(config.duckdb_path, DAY)
+    assert ex["W13|amount_mismatch"]["amount_at_risk"] >= 10**11
     # A duplicate key is the reconciliation's finding; a SQL-looking id is quoted for the shell.
     assert ("W3", "duplicate_record", "shop") in diffs
     [command] = [c for (o, _, _), c in diffs.items() if o == EVIL]
@@ -392,6 +408,7 @@ def test_every_class_at_once_through_the_nightly_then_corrected(tmp_path: Path, 
     assert night.success, "\n".join(lines)
     after = exceptions(config.duckdb_path)
     assert {after[k]["status"] for k in landing} == {"auto_resolved"}
+    assert str(after["W13|amount_mismatch"]["amount_at_risk"]) == large_at_risk(config.duckdb_path, NEXT)
     assert {after[k]["status"] for k in ("W7|orphan_record", "W11|orphan_record")} == {"auto_resolved"}
     con = duckdb.connect(str(config.duckdb_path), read_only=True)
     try:
