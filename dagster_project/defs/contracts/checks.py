@@ -1,4 +1,4 @@
-"""Contract checks: one blocking asset check per landed stream, running its GX suite on DuckDB."""
+"""Contract checks: one blocking asset check per landed stream, its GX suite run as one SQL query on DuckDB."""
 
 import datetime as dt
 from pathlib import Path
@@ -6,16 +6,12 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_project.lib.config import ReconConfig
+from dagster_project.lib.contracts.docs import results_root
 from dagster_project.lib.contracts.runner import ContractResult, validate_stream
 from dagster_project.lib.contracts.suites import expectations_dir_for
 from dagster_project.lib.duckdb_resource import DuckDBResource
 
 CHECK_NAME = "contract"
-
-
-def docs_root(config: ReconConfig) -> Path:
-    """Where each run's Data Docs go: ``<state_dir>/contracts/data_docs/<run id>/<suite>/``."""
-    return config.state_dir / "contracts" / "data_docs"
 
 
 def check_result(result: ContractResult) -> dg.AssetCheckResult:
@@ -26,8 +22,9 @@ def check_result(result: ContractResult) -> dg.AssetCheckResult:
     metadata["messages"] = dg.MetadataValue.md("\n".join(f"- {m}" for m in result.messages()) or "all passed")
     metadata.pop("schema_drift", None)
     metadata["schema_drift"] = dg.MetadataValue.json([d.message(result.system, result.stream) for d in result.drift])
-    if result.docs_path is not None:
-        metadata["data_docs"] = dg.MetadataValue.path(str(result.docs_path))
+    if result.result_path is not None:
+        metadata["validation_result"] = dg.MetadataValue.path(str(result.result_path))
+        metadata["data_docs"] = f"recon contracts docs --run {result.result_path.parent.name}"
     for key in ("hint", "error"):
         if metadata.get(key) is None:
             metadata.pop(key, None)
@@ -57,7 +54,8 @@ def _stream_check(config: ReconConfig, system: str, stream: str, expectations_di
         asset=dg.AssetKey(["raw", system, stream]),
         name=CHECK_NAME,
         blocking=True,
-        description=f"Great Expectations contract {system}__{stream}__contract on raw_{system}.{stream}: "
+        description=f"Great Expectations contract {system}__{stream}__contract on raw_{system}.{stream} "
+        "(one SQL query over the rows delivered by the as-of day): "
         "blocks on a missing/retyped mapped column or mostly-null keys; warns and quarantines bad rows.",
     )
     def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
@@ -66,10 +64,11 @@ def _stream_check(config: ReconConfig, system: str, stream: str, expectations_di
         # validates the whole landed table and takes the as-of day from the run's partition.
         partition = context.run.tags.get("dagster/partition")
         as_of = dt.date.fromisoformat(partition) if partition else None
-        docs = docs_root(config) / context.run.run_id
         with duckdb.get_connection() as con:
             result = validate_stream(con, config, system, stream, as_of_date=as_of,
-                                     expectations_dir=expectations_dir, docs_dir=docs)
+                                     expectations_dir=expectations_dir,
+                                     results_dir=results_root(config) / context.run.run_id,
+                                     run_name=context.run.run_id)
         for note in result.notes:
             context.log.info(note)
         log = context.log.error if result.blocking else context.log.warning

@@ -53,12 +53,14 @@ def generate(ctx: click.Context, system: str | None) -> None:
 @contracts.command("check")
 @click.option("--system", help="Only this system's streams.")
 @click.option("--docs", "docs_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Also build GX Data Docs into this folder.")
+              help="Also build GX Data Docs into this folder (imports Great Expectations: a few seconds).")
 @click.option("--record", is_flag=True,
               help="Write quarantine, violations and the accepted schema snapshot (default: read-only).")
 @click.pass_context
 def check(ctx: click.Context, system: str | None, docs_dir: Path | None, record: bool) -> None:
-    """Run the contract suites against the landed tables and print a verdict (exit 1 on any failure)."""
+    """Run the contract suites against the landed tables and print a verdict (exit 1 on any failure).
+
+    Validates every landed row (no as-of day), as one SQL query per stream."""
     from dagster_project.lib.contracts.runner import validate_all
     from dagster_project.lib.database import connect
 
@@ -92,3 +94,33 @@ def check(ctx: click.Context, system: str | None, docs_dir: Path | None, record:
     click.echo(f"{len(results) - failed} of {len(results)} stream(s) passed their contract")
     if failed:
         ctx.exit(1)
+
+
+@contracts.command("docs")
+@click.option("--run", "run_id", help="The Dagster run whose contract results to render (default: the newest).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The Data Docs folder (default: <state_dir>/contracts/data_docs/<run id>).")
+@click.pass_context
+def docs(ctx: click.Context, run_id: str | None, out_dir: Path | None) -> None:
+    """Build GX Data Docs from the validation results a run's contract checks wrote."""
+    import json
+
+    from dagster_project.lib.contracts.docs import build_data_docs, docs_root, latest_run, results_root
+    from dagster_project.lib.contracts.suites import SuiteNotFoundError, load_suite_json
+
+    cfg = _load(ctx)
+    run_dir = results_root(cfg) / run_id if run_id else latest_run(cfg)
+    if run_dir is None or not run_dir.is_dir():
+        raise click.ClickException(
+            f"no contract results {'for run ' + run_id if run_id else 'yet'} under {results_root(cfg)}: "
+            "run the day first (`recon run`), or use `recon contracts check --docs DIR`")
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run_dir.glob("*.json"))]
+    if not results:
+        raise click.ClickException(f"{run_dir} holds no validation results")
+    folder = _folder(ctx, cfg)
+    try:
+        suites = [load_suite_json(folder, r["suite_name"]) for r in results]
+    except SuiteNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    index = build_data_docs(results, suites, out_dir or docs_root(cfg) / run_dir.name)
+    click.echo(f"Data Docs of {len(results)} validation(s) of run {run_dir.name}: {index}")

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "disable": [],
     "severity": {},
     "extra_values": {},
+    "expectations": [],  # GX expectations of your own, appended to the generated ones
 }
 
 # ISO 4217 active codes (2024), plus XCG (2025). Upper-cased before comparison.
@@ -114,6 +115,7 @@ class StreamContract:
     order_id_sql: str | None
     accepted_types: dict[str, list[str]]
     rules: list[Rule] = field(default_factory=list)
+    extra_expectations: list[dict[str, Any]] = field(default_factory=list)  # overrides.yml `expectations`
 
     @property
     def suite_name(self) -> str:
@@ -201,9 +203,35 @@ def _timestamp(source: str, spec: FieldSpec) -> str:
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
+_VIOLATION_HEAD = f"select {q(RAW_ID)}, cast("
+_VIOLATION_MIDDLE = " as varchar) as failing_value from {batch} where "
+
+
+def _not_in(expr: str, values: list[str] | tuple[str, ...]) -> str:
+    """``expr`` is not one of ``values``: a semi-join on a VALUES list, which DuckDB runs as a hash
+    lookup (twice as fast as a long ``not in (...)`` list inside an aggregate's filter)."""
+    rows = ", ".join(f"({lit(v)})" for v in values)
+    return f"{expr} not in (select code from (values {rows}) as codes(code))"
+
+
 def _violation(failing_value: str, where: str) -> str:
-    return _braces(f"select {q(RAW_ID)}, cast({failing_value} as varchar) as failing_value from ") + \
-        "{batch}" + _braces(f" where {where}")
+    return _braces(_VIOLATION_HEAD + failing_value) + _VIOLATION_MIDDLE + _braces(where)
+
+
+def violation_parts(violation_sql: str) -> tuple[str, str] | None:
+    """``(failing_value, predicate)`` of a violation query written by :func:`_violation`, else None.
+
+    The contract compiler evaluates a row rule's predicate inside the stream's one aggregate query
+    instead of running its query on its own; a query of another shape (a hand-written
+    ``UnexpectedRowsExpectation``, a ``qualify`` over a window) returns None and is run as it is.
+    """
+    head, braces = _braces(_VIOLATION_HEAD), "{batch}"
+    if not violation_sql.startswith(head) or violation_sql.count(_VIOLATION_MIDDLE) != 1:
+        return None
+    value, where = violation_sql[len(head):].split(_VIOLATION_MIDDLE)
+    if braces in where or " qualify " in where.lower():
+        return None
+    return value.replace("{{", "{").replace("}}", "}"), where.replace("{{", "{").replace("}}", "}")
 
 
 def _accepted_types(text_only: bool, spec: FieldSpec | None, canonical: str, nested: bool) -> list[str]:
@@ -230,7 +258,8 @@ def load_overrides(path: Path | None) -> dict[str, dict[str, Any]]:
 
     Keys: ``amount_max``, ``future_tolerance_minutes``, ``key_mostly_present``, ``min_rows``,
     ``freshness_hours``, ``disable`` (rule ids or checks), ``severity`` (rule id or check ->
-    blocking/warning), ``extra_values`` (column -> more accepted values).
+    blocking/warning), ``extra_values`` (column -> more accepted values), ``expectations`` (GX
+    expectations of your own, appended to the suite).
     """
     if path is None or not path.is_file():
         return {}
@@ -348,12 +377,11 @@ def build_contract(config: ReconConfig, system_name: str, stream_name: str,
             label = "accepted_status" if field_name == "status" else "accepted_values"
             add(f"{label}:{source}", label, column, "warning", "UnexpectedRowsExpectation", {},
                 f"{source} is one of {allowed} (case-insensitive)",
-                _violation(text, f"{text} is not null and lower({text}) not in ({', '.join(lit(v) for v in allowed)})"))
+                _violation(text, f"{text} is not null and {_not_in(f'lower({text})', allowed)}"))
         if field_name == "currency":
             add(f"currency_iso:{source}", "currency_iso", column, "warning", "UnexpectedRowsExpectation", {},
                 f"{source} is an ISO 4217 currency code",
-                _violation(text, f"{text} is not null and upper({text}) not in "
-                                 f"({', '.join(lit(c) for c in ISO_CURRENCIES)})"))
+                _violation(text, f"{text} is not null and {_not_in(f'upper({text})', ISO_CURRENCIES)}"))
         if canonical == "decimal":
             number = _number(source)
             limit = s["amount_max"] * (100 if spec.unit == "minor" else 1)
@@ -369,16 +397,25 @@ def build_contract(config: ReconConfig, system_name: str, stream_name: str,
                     "UnexpectedRowsExpectation", {}, f"{source} is a whole number of minor units (cents)",
                     _violation(text, f"{number} <> floor({number})"))
         if canonical == "timestamp":
-            parsed = _timestamp(source, spec)
             tolerance = int(s["future_tolerance_minutes"])
+            epoch = {"epoch_seconds": 1, "epoch_millis": 1000}
+            if spec.formats and {*spec.formats} <= set(epoch) and len(spec.formats) == 1:
+                # A number of seconds (ms) since 1970: compared as a number, no timestamp built per row.
+                number, per_second = _number(source), epoch[spec.formats[0]]
+                unparseable = f"not ({blank}) and {number} is null"
+                future = (f"{number} > (extract(epoch from {q(EXTRACTED_AT)}) + {tolerance * 60}) * {per_second}")
+            else:
+                parsed = _timestamp(source, spec)
+                unparseable = f"not ({blank}) and ({parsed}) is null"
+                future = f"({parsed}) > timezone('UTC', {q(EXTRACTED_AT)}) + to_minutes({tolerance})"
             add(f"timestamp_parseable:{source}", "timestamp_parseable", column, "warning",
                 "UnexpectedRowsExpectation", {},
                 f"{source} parses as a timestamp ({', '.join(spec.formats) or 'ISO 8601'})",
-                _violation(text, f"not ({blank}) and ({parsed}) is null"))
+                _violation(text, unparseable))
             add(f"timestamp_not_future:{source}", "timestamp_not_future", column, "warning",
                 "UnexpectedRowsExpectation", {},
                 f"{source} is not later than the sync that extracted it (+{tolerance} min)",
-                _violation(text, f"({parsed}) > timezone('UTC', {q(EXTRACTED_AT)}) + to_minutes({tolerance})"))
+                _violation(text, future))
 
     hours = s["freshness_hours"] or system.freshness_hours
     if hours is not None:  # freshness_hours: null declares a system that is never stale
@@ -389,7 +426,27 @@ def build_contract(config: ReconConfig, system_name: str, stream_name: str,
     order_spec = stream.fields.get("order_id")
     order_sql = _text(order_spec.from_) if order_spec is not None and order_spec.from_ else None
     return StreamContract(system_name, stream_name, system.role, list(stream.primary_key), stream.cursor_field,
-                          order_sql, accepted, rules)
+                          order_sql, accepted, rules, _extra_expectations(name, s["expectations"]))
+
+
+def _extra_expectations(name: str, items: Any) -> list[dict[str, Any]]:
+    """The ``expectations`` of an overrides.yml entry: GX expectations as ``{type, kwargs, meta?,
+    description?}``, checked for shape here (whether recon can compile the type is the runner's
+    business: one it cannot compile fails the check, with the reason)."""
+    if not isinstance(items, list):
+        raise ValueError(f"overrides.yml {name}: expectations must be a list of {{type, kwargs}} mappings")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str) or \
+                not isinstance(item.get("kwargs", {}), dict):
+            raise ValueError(f"overrides.yml {name}: expectations[{i}] must be a mapping with a `type` "
+                             f"(e.g. expect_column_values_to_match_regex) and `kwargs`, got {item!r}")
+        unknown = set(item) - {"type", "kwargs", "meta", "description"}
+        if unknown:
+            raise ValueError(f"overrides.yml {name}: expectations[{i}] has unknown key(s) {sorted(unknown)}")
+        out.append({"type": item["type"], "kwargs": dict(item.get("kwargs") or {}),
+                    "meta": dict(item.get("meta") or {}), "description": item.get("description")})
+    return out
 
 
 def freshness_hours(config: ReconConfig, system_name: str, stream_name: str,

@@ -2,8 +2,9 @@
 
 - ``contract_schema_snapshots``: each accepted (columns, types) of a stream; the newest is what the
   next run's drift check compares with. A snapshot is accepted only by a run without blocking failures.
-- ``contract_quarantine``: one row per (quarantined row, broken rule), rebuilt for a stream on every
-  recorded run (the whole table is validated, so it is the complete current picture). Staging leaves
+- ``contract_quarantine``: one row per (quarantined row, broken rule), rebuilt for a stream's rows
+  visible as of the day on every recorded run (rows landed later keep their own day's verdict; the
+  row rules are row-local, so every day decides a row alike and reruns change nothing). Staging leaves
   these rows out: anti-join on ``(system, stream, _airbyte_raw_id)`` or use the view
   ``contract_quarantined_ids``.
 - ``contract_violations``: what the exceptions asset turns into ``contract_violation`` exceptions, per
@@ -19,6 +20,8 @@ from datetime import date, datetime
 from typing import Any
 
 import duckdb
+
+from dagster_project.lib.contracts.rules import lit
 
 SCHEMA = "recon_meta"
 
@@ -102,21 +105,50 @@ def accept_snapshot(con: duckdb.DuckDBPyConnection, system: str, stream: str, co
     ).fetchall()
 
 
-def replace_quarantine(con: duckdb.DuckDBPyConnection, system: str, stream: str, table: str,
-                       failed_rules: list[dict[str, Any]], as_of_date: date | None, now: datetime) -> dict[str, int]:
-    """Rebuild the stream's quarantine from the failed row-level rules.
+def _hits_sql(batch: str, failing: str, rules: list[dict[str, Any]]) -> str:
+    """The (row, rule, failing value) of every row breaking one of ``rules``.
+
+    A rule with a ``flag`` reads the runner's table of failing rows (``failing``: the few rows that broke
+    something, with one flag column per check), so no predicate is evaluated over the stream again. Any
+    other rule's violation query runs as written, with ``{batch}`` bound to the batch.
+    """
+    parts = []
+    for r in rules:
+        if r.get("flag") is not None:
+            parts.append(f"select cast(_airbyte_raw_id as varchar), {lit(r['rule_id'])}, "
+                         f"cast({r['failing_value']} as varchar) from {failing} where {r['flag']}")
+        else:
+            violation = r["violation_sql"].format(batch=f"({batch}) as batch")
+            parts.append(f"select cast(v._airbyte_raw_id as varchar), {lit(r['rule_id'])}, "
+                         f"cast(v.failing_value as varchar) from ({violation}) as v")
+    return ("select * from (" + " union all ".join(parts) + ") as hits(_airbyte_raw_id, rule_id, failing_value)"
+            if parts else "select cast(null as varchar) as _airbyte_raw_id, cast(null as varchar) as rule_id, "
+                          "cast(null as varchar) as failing_value where false")
+
+
+def replace_quarantine(con: duckdb.DuckDBPyConnection, system: str, stream: str, table: str, batch: str,
+                       hidden: str | None, failing: str, failed_rules: list[dict[str, Any]],
+                       as_of_date: date | None, now: datetime) -> tuple[dict[str, int], int]:
+    """Rebuild the stream's quarantine for the rows of ``batch`` from the failed row-level rules.
+
+    Rows landed after the as-of day (``hidden``) keep the quarantine their own day's run gave them, so
+    rerunning an earlier day neither drops nor adds them; every other row of the stream is re-decided.
 
     Args:
         con: an open connection (the caller owns the transaction).
         system: the system.
         stream: the stream.
-        table: ``raw_<system>.<stream>`` (the ``{batch}`` of each violation query).
-        failed_rules: dicts with rule_id, check, column, description, violation_sql.
+        table: ``raw_<system>.<stream>``.
+        batch: the ``select`` of the rows validated (the ``{batch}`` of each violation query).
+        hidden: the predicate of the table's rows not visible as of the day (None: all are visible).
+        failing: the runner's temp table of failing rows (see :func:`_hits_sql`).
+        failed_rules: dicts with rule_id, check, column, description, violation_sql, and for the
+            generated shape the ``flag`` column and ``failing_value`` (see ``rules.violation_parts``).
         as_of_date: the run's as-of day.
         now: the time stamped on the rows.
 
     Returns:
-        Quarantined row count per rule id.
+        (quarantined row count per rule id, distinct rows quarantined in the batch).
     """
     # A rerun keeps the time a row was first quarantined, so running a day twice changes nothing.
     con.execute(
@@ -124,16 +156,19 @@ def replace_quarantine(con: duckdb.DuckDBPyConnection, system: str, stream: str,
         f"quarantined_at from {SCHEMA}.contract_quarantine where system = ? and stream = ?",
         [system, stream],
     ).fetchall()
-    con.execute(f"delete from {SCHEMA}.contract_quarantine where system = ? and stream = ?",
+    keep = "" if hidden is None else (
+        f" and _airbyte_raw_id not in (select cast(_airbyte_raw_id as varchar) from {table} where {hidden})")
+    con.execute(f"delete from {SCHEMA}.contract_quarantine where system = ? and stream = ?{keep}",
                 [system, stream]).fetchall()
+    con.execute(f"create or replace temp table _contract_hits as {_hits_sql(batch, failing, failed_rules)}").fetchall()
     counts: dict[str, int] = {}
     for rule in failed_rules:
-        violation = rule["violation_sql"].format(batch=table)
         counts[rule["rule_id"]] = con.execute(
             f"insert into {SCHEMA}.contract_quarantine "
-            f"select ?, ?, v._airbyte_raw_id, ?, ?, ?, v.failing_value, ?, ?, ? from ({violation}) v",
-            [system, stream, rule["rule_id"], rule["check"], rule["column"], rule["description"], as_of_date, now],
+            "select ?, ?, _airbyte_raw_id, rule_id, ?, ?, failing_value, ?, ?, ? from _contract_hits where rule_id = ?",
+            [system, stream, rule["check"], rule["column"], rule["description"], as_of_date, now, rule["rule_id"]],
         ).fetchall()[0][0]
+    rows = con.execute("select count(distinct _airbyte_raw_id) from _contract_hits").fetchall()[0][0]
     con.execute(
         f"update {SCHEMA}.contract_quarantine as q set quarantined_at = b.quarantined_at "
         "from _contract_quarantine_before as b where q.system = ? and q.stream = ? "
@@ -141,15 +176,16 @@ def replace_quarantine(con: duckdb.DuckDBPyConnection, system: str, stream: str,
         [system, stream],
     ).fetchall()
     con.execute("drop table _contract_quarantine_before").fetchall()
-    return counts
+    con.execute("drop table _contract_hits").fetchall()
+    return counts, int(rows)
 
 
-def replace_violations(con: duckdb.DuckDBPyConnection, *, system: str, stream: str, table: str,
+def replace_violations(con: duckdb.DuckDBPyConnection, *, system: str, stream: str, batch: str,
                        as_of_date: date | None, row_key_sql: str, order_id_sql: str | None,
                        severities: dict[str, str], expectations: dict[str, str],
                        stream_level: list[dict[str, Any]], snapshot: dict[str, str], now: datetime) -> int:
-    """Rewrite the stream's ``contract_violations`` for the as-of day from its quarantine and the
-    stream-level failures. Returns the number of rows written."""
+    """Rewrite the stream's ``contract_violations`` for the as-of day from the quarantine of the rows
+    of ``batch`` (those visible as of the day) and the stream-level failures. Returns the rows written."""
     # A rerun of the day keeps each violation's first detection time (running a day twice changes nothing).
     con.execute(
         f"create or replace temp table _contract_violations_before as select level, _airbyte_raw_id, rule_id, "
@@ -175,11 +211,14 @@ def replace_violations(con: duckdb.DuckDBPyConnection, *, system: str, stream: s
                q.rule_id, coalesce(m.expectation, q.check_name), q.failing_value,
                coalesce(m.severity, 'warning'), q.reason, ?::json, ?
         from {SCHEMA}.contract_quarantine q
-        join (select _airbyte_raw_id as raw_id, cast({row_key_sql} as varchar) as row_key,
-                     cast({order_expr} as varchar) as order_id from {table}) t on t.raw_id = q._airbyte_raw_id
+        join (select cast(_airbyte_raw_id as varchar) as raw_id, cast({row_key_sql} as varchar) as row_key,
+                     cast({order_expr} as varchar) as order_id from ({batch}) as batch
+              where cast(_airbyte_raw_id as varchar) in (
+                  select _airbyte_raw_id from {SCHEMA}.contract_quarantine where system = ? and stream = ?)
+             ) t on t.raw_id = q._airbyte_raw_id
         left join _contract_rule_meta m on m.rule_id = q.rule_id
         where q.system = ? and q.stream = ?""",
-        [as_of_date, snap, now, system, stream],
+        [as_of_date, snap, now, system, stream, system, stream],
     ).fetchall()[0][0]
     for item in stream_level:
         con.execute(

@@ -150,13 +150,28 @@ def _expectation_json(suite: str, rule: Rule) -> dict[str, Any]:
     }
 
 
+def _extra_json(suite: str, index: int, expectation: dict[str, Any]) -> dict[str, Any]:
+    """An ``overrides.yml`` expectation as the store writes it: named ``custom:<n>`` unless its meta
+    names it, a warning unless ``meta.blocking``."""
+    meta = {"rule_id": f"custom:{index + 1}", "check": "custom", "blocking": False, **expectation["meta"]}
+    return {
+        "id": str(uuid.uuid5(_NAMESPACE, f"{suite}/{meta['rule_id']}")),
+        "type": expectation["type"],
+        "kwargs": expectation["kwargs"],
+        "meta": meta,
+        "description": expectation["description"] or expectation["type"],
+        "severity": "critical" if meta["blocking"] else "warning",
+    }
+
+
 def suite_json(contract: StreamContract) -> dict[str, Any]:
     """The suite of one stream as GX's expectation store writes it (deterministic)."""
     name = contract.suite_name
     return {
         "name": name,
         "id": str(uuid.uuid5(_NAMESPACE, name)),
-        "expectations": [_expectation_json(name, rule) for rule in contract.rules],
+        "expectations": [_expectation_json(name, rule) for rule in contract.rules]
+        + [_extra_json(name, i, e) for i, e in enumerate(contract.extra_expectations)],
         "meta": {
             "great_expectations_version": "1.24.1",
             "generated_by": "recon contracts generate (dagster_project/lib/contracts/suites.py)",
