@@ -165,3 +165,11 @@ def test_the_run_line_says_how_many_notifications_failed(cfg, http, smtp, monkey
     note = notification_note(result)
     assert note.startswith("  2 notification(s) failed: ")
     assert ("RECON_SLACK_WEBHOOK_URL is not set" in note) == unset
+
+
+def test_the_notification_step_never_reads_a_clock_behind_the_exceptions_step():
+    # A message the exceptions step queued a moment ago is due when the notification step flushes: its
+    # clock is the same wall clock at the same precision (it once dropped the microseconds, so a message
+    # queued in the same second waited for the outbox sensor).
+    queued = exceptions_store._now()
+    assert sensors._now() >= queued

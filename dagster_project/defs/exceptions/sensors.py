@@ -27,8 +27,9 @@ OUTBOX_INTERVAL_SECONDS = 60
 
 
 def _now() -> dt.datetime:
-    """The wall clock (naive UTC); tests replace it."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    """The wall clock (naive UTC, to the microsecond like the exceptions step's: a message it queued a
+    moment ago is due now, never "in the future" by a truncated fraction of a second); tests replace it."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def build_defs(config: ReconConfig) -> dg.Definitions:
