@@ -439,6 +439,13 @@ def main() -> None:
     except (RunInProgressError, DatabaseBusyError) as exc:  # said plainly, never as a stack trace
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:  # the machine said no: a full disk, a read-only folder, a missing permission
+        if os.environ.get("RECON_DEBUG"):
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"Error: {exc.strerror or exc}{where}. Fix it and run the same command again (a rerun "
+                   "is idempotent); RECON_DEBUG=1 shows the stack trace.", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -323,7 +323,9 @@ def deliver(data: Path, *, corrected: bool) -> None:
             txn("T7", "W7", 1000), txn("T8", "W8", 1000), txn("T11", "W11", 1000), txn("T12", "W12", 1000),
             txn("T3", "W3", 1000 if corrected else "ten euros"),
             txn("T4", "W4", 1000) if corrected else '{"txn_id": "T4", "order_ref": "W4", "amo']
-    write(data / "gate" / "d1.jsonl", jsonl(*txns), day=day)
+    # The payments export is restored in place with its old modification time (the corrected re-export
+    # that once doubled a stream): it is a new delivery of the same versions, never a duplicate.
+    write(data / "gate" / "d1.jsonl", jsonl(*txns), day=DAY)
 
 
 def exceptions(db: Path) -> dict[str, dict[str, Any]]:
@@ -408,6 +410,14 @@ def test_every_class_at_once_through_the_nightly_then_corrected(tmp_path: Path, 
     assert night.success, "\n".join(lines)
     after = exceptions(config.duckdb_path)
     assert {after[k]["status"] for k in landing} == {"auto_resolved"}
+    con = duckdb.connect(str(config.duckdb_path), read_only=True)
+    try:  # the re-sent payments and orders are no duplicates: only W3, sold twice in one file, is one
+        assert con.execute("select order_id, system from marts.fct_order_diffs where diff_type = 'duplicate_record' "
+                           "and as_of_date = ?", [NEXT]).fetchall() == [("W3", "shop")]
+        assert con.execute("select count(*) from recon_meta.landed_files where file_path like '%gate%d1.jsonl'"
+                           ).fetchall() == [(2,)]  # the restored file did land again
+    finally:
+        con.close()
     assert str(after["W13|amount_mismatch"]["amount_at_risk"]) == large_at_risk(config.duckdb_path, NEXT)
     assert {after[k]["status"] for k in ("W7|orphan_record", "W11|orphan_record")} == {"auto_resolved"}
     con = duckdb.connect(str(config.duckdb_path), read_only=True)

@@ -53,14 +53,15 @@ con = duckdb.connect(sys.argv[1], read_only=True)""")
 class Home:
     """A demo config of one small day in a temporary home, run as a user runs it."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, days: int = 1) -> None:
         self.tmp = tmp
         self.env = {**os.environ, "RECON_HOME": str(tmp / "home"), "RECON_DEMO_DATA": str(tmp / "data"),
                     "DAGSTER_HOME": str(tmp / "home" / "dagster_home")}
         self.env.pop("RECON_CONFIG", None)
         self.config = load_config(DEMO_CONFIG_PATH, env=self.env)
         self.day = self.config.project.start_date
-        generate(tmp / "data", orders=150, days=1, seed=3, start_date=self.day,
+        self.last = self.day + dt.timedelta(days=days - 1)
+        generate(tmp / "data", orders=150, days=days, seed=3, start_date=self.day,
                  rules=self.config.rules.model_dump(mode="json", by_alias=True))
 
     def recon(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -128,6 +129,11 @@ def test_an_open_session_is_waited_for_and_then_named(tmp_path: Path, monkeypatc
         said = refused.stdout + refused.stderr
         assert "is in use by another process" in said and f"PID {holder.pid}" in said, said
         assert "Traceback" not in said
+        # So does an owner's write from the CLI, and a read.
+        for args in (["exceptions", "ack", "0000", "--note", "seen"], ["exceptions", "list"]):
+            busy = home.recon(*args, **{LOCK_WAIT_ENV: "0"})
+            assert busy.returncode == 1 and "is in use by another process" in busy.stderr, busy.stderr
+            assert f"PID {holder.pid}" in busy.stderr and "Traceback" not in busy.stdout + busy.stderr
 
         # A connection waiting for the file gets it as soon as the session closes.
         waiting, got = threading.Event(), {}
@@ -171,8 +177,8 @@ STEPS = ["raw__shop__orders", "raw__psp__charges", "raw__erp__documents_contract
          "exception_notifications", "recon_dbt_after_exceptions", "reconciliation_report"]
 
 
-def _started_step(instance_dir: Path, step: str) -> str | None:
-    """The id of the run in progress once ``step`` has started in it.
+def _started_step(instance_dir: Path, step: str, day: dt.date) -> str | None:
+    """The id of the run of ``day`` in progress once ``step`` has started in it.
 
     Read from the instance's SQLite files read-only, not through a second DagsterInstance: opening the
     storage while the run's own process creates it races on its schema migrations.
@@ -187,34 +193,37 @@ def _started_step(instance_dir: Path, step: str) -> str | None:
             return []
 
     history = instance_dir / "history"
-    for (run_id,) in rows(history / "runs.db", "select run_id from runs where status = 'STARTED'"):
+    for (run_id,) in rows(history / "runs.db", "select run_id from runs where status = 'STARTED' and partition = ?",
+                          (day.isoformat(),)):
         if rows(history / "runs" / f"{run_id}.db",
                 "select 1 from event_logs where dagster_event_type = 'STEP_START' and step_key = ?", (step,)):
             return run_id
     return None
 
 
-def test_a_run_killed_inside_a_step_is_marked_failed_and_its_rerun_equals_an_unkilled_run(
+def test_a_range_run_killed_inside_a_step_is_marked_failed_and_its_rerun_equals_an_unkilled_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from test_backfill import snapshot
 
     seed = int(os.environ.get("RECON_FAULT_SEED") or random.randrange(10**6))
     rng = random.Random(seed)
-    step, delay = rng.choice(STEPS), rng.uniform(0, 0.5)
-    print(f"kill inside {step} after {delay:.2f} s (RECON_FAULT_SEED={seed})")
-    home = Home(tmp_path)
+    step, nth, delay = rng.choice(STEPS), rng.randrange(2), rng.uniform(0, 0.5)
+    home = Home(tmp_path, days=2)
+    day = home.day + dt.timedelta(days=nth)
+    print(f"kill `recon run --date {home.day} --to {home.last}` inside {step} of {day} after {delay:.2f} s "
+          f"(RECON_FAULT_SEED={seed})")
+    days = ["run", "--date", str(home.day), "--to", str(home.last)]
     reference = {**home.env, "RECON_HOME": str(tmp_path / "ref"), "DAGSTER_HOME": str(tmp_path / "ref" / "dh")}
-    ran = subprocess.run([str(RECON), "run", "--date", str(home.day)], env=reference, capture_output=True, text=True,
-                         timeout=900)
+    ran = subprocess.run([str(RECON), *days], env=reference, capture_output=True, text=True, timeout=900)
     assert ran.returncode == 0, ran.stdout + ran.stderr
 
-    victim = home.popen("run", "--date", str(home.day))
+    victim = home.popen(*days)
     instance_dir = Path(home.env["DAGSTER_HOME"])
     monkeypatch.setenv("DAGSTER_HOME", str(instance_dir))
     try:
         killed = None
         while killed is None and victim.poll() is None:
-            killed = _started_step(instance_dir, step)
+            killed = _started_step(instance_dir, step, day)
             time.sleep(0.1)
         time.sleep(delay)
         if victim.poll() is None:
@@ -223,11 +232,11 @@ def test_a_run_killed_inside_a_step_is_marked_failed_and_its_rerun_equals_an_unk
         was_killed = victim.returncode == -signal.SIGKILL
         assert was_killed or victim.returncode == 0, victim.communicate()[0]
 
-        rerun = home.recon("run", "--date", str(home.day))
+        rerun = home.recon(*days)  # the whole range again, as a user would
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         with dg.DagsterInstance.get() as instance:
             if was_killed:
-                assert f"marked run {killed[:8]} ({home.day}) failed: its process {victim.pid} is gone" in rerun.stdout
+                assert f"marked run {killed[:8]} ({day}) failed: its process {victim.pid} is gone" in rerun.stdout
                 assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.FAILURE
             assert not instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         con = connect(home.config.duckdb_path, read_only=True)

@@ -97,16 +97,18 @@ def bookkeeping_specs(config: ReconConfig) -> list[dg.AssetSpec]:
            for stream in sorted(sc.streams)]
     return [
         dg.AssetSpec(["recon_meta", "landed_files"], deps=raw, group_name="ingestion", kinds={"duckdb"},
+                     owners=["team:data-engineering"],
                      description="One row per file a connector landed; written by each ingestion asset."),
         dg.AssetSpec(["recon_meta", "contract_quarantined_ids"], deps=raw, group_name="ingestion",
-                     kinds={"duckdb"},
+                     kinds={"duckdb"}, owners=["team:data-engineering"],
                      description="Raw rows the contract checks quarantined; written by each ingestion asset's "
                                  "contract check, left out of staging."),
         dg.AssetSpec(["recon", "exception_events"], deps=[dg.AssetKey("exceptions")], group_name="exceptions",
-                     kinds={"duckdb"},
+                     kinds={"duckdb"}, owners=["team:revenue-ops"],
                      description="The exceptions' append-only event log; written by the exceptions asset, "
                                  "the escalation sensor and the owners' CLI."),
         dg.AssetSpec(["recon", "manual_matches"], group_name="exceptions", kinds={"duckdb"},
+                     owners=["team:revenue-ops"],
                      description="Orphan records an owner linked to an order by hand; written by "
                                  "`recon exceptions match`, read by the role unions."),
     ]
