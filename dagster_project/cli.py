@@ -431,12 +431,11 @@ def main() -> None:
     # Matched by message, not by dagster.BetaWarning: importing Dagster here would slow every command.
     warnings.filterwarnings("ignore", message=".* is currently in beta")
     warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
-    from dagster_project.lib.database import DatabaseBusyError
-    from dagster_project.lib.run_lock import RunInProgressError
+    from dagster_project.lib.errors import PlainError
 
     try:
         cli(obj={})
-    except (RunInProgressError, DatabaseBusyError) as exc:  # said plainly, never as a stack trace
+    except PlainError as exc:  # a run in progress, a busy database, dbt that cannot parse: said plainly
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:  # the machine said no: a full disk, a read-only folder, a missing permission

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import duckdb
 
+from dagster_project.lib.errors import PlainError
+
 log = logging.getLogger(__name__)
 LOCK_WAIT_ENV = "RECON_DB_LOCK_WAIT_SECONDS"
 DEFAULT_LOCK_WAIT_SECONDS = 120
 
 
-class DatabaseBusyError(RuntimeError):
+class DatabaseBusyError(PlainError):
     """The DuckDB file stayed locked by another process for longer than the wait."""
 
 

@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import sys
 from functools import cache, cached_property
@@ -23,6 +24,7 @@ from packaging import version
 
 from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.dbt_codegen import lay_out_project
+from dagster_project.lib.errors import PlainError, without_traceback
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DUCKDB_PATH_ENV = "RECON_DUCKDB_PATH"
@@ -93,9 +95,20 @@ def _project_for(config_json: str, state_dir: str, duckdb_path: str) -> DbtProje
     stamp = target / "recon_prepared.sha256"
     fingerprint = _fingerprint(config_json)
     if not project.manifest_path.exists() or not stamp.exists() or stamp.read_text() != fingerprint:
-        project.preparer.prepare(project)
+        try:
+            project.preparer.prepare(project)
+        except Exception as exc:  # dbt could not parse: say why in a line, not in dbt's stack trace
+            why = str(exc).split("Errors parsed from dbt logs:")[-1]  # dagster-dbt quotes dbt's own words last
+            os_error = re.search(r"\[Errno \d+\][^\n]*", why)  # a full disk, a read-only folder: say just that
+            said = os_error.group(0) if os_error else "\n".join(without_traceback(why).splitlines()[:5])
+            raise DbtPrepareError(f"dbt could not parse the project of this config: {said} "
+                                  f"(dbt's log: {target / 'dbt.log'})") from None
         stamp.write_text(fingerprint)
     return project
+
+
+class DbtPrepareError(PlainError):
+    """dbt failed to parse this config's project (the message says why and where dbt's log is)."""
 
 
 def get_dbt_project(config: ReconConfig) -> DbtProject:

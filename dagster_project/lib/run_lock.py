@@ -24,11 +24,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dagster_project.lib.errors import PlainError
+
 LOCK_FILE = "run.lock"
 PID_TAG, HOST_TAG = "recon/pid", "recon/host"
 
 
-class RunInProgressError(RuntimeError):
+class RunInProgressError(PlainError):
     """Another run of the same config holds the run lock."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_project.lib.config import ReconConfig
+from dagster_project.lib.errors import without_traceback
 from dagster_project.lib.run_lock import fail_abandoned_runs, run_lock, run_tags
 
 # The CLI prints one line per day; the full event log is in the Dagster instance (and the UI).
@@ -129,7 +130,7 @@ def _run_each_day(config: ReconConfig, days: list[dt.date], instance: dg.Dagster
                 if event.is_failure and event.event_specific_data is not None:
                     error = getattr(event.event_specific_data, "error", None)
                     if error is not None:
-                        echo(f"    {event.step_key}: {error.message.strip()[:2000]}")
+                        echo(f"    {event.step_key}: {without_traceback(error.message)[:2000]}")
             break
     return results
 
