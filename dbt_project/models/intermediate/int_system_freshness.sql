@@ -108,12 +108,15 @@ staged_rows as (
     {%- for role in ['orders', 'payments', 'invoices', 'fulfillments', 'customers'] if roles.get(role) %}
         {%- do staged.append(role) %}
     {%- endfor %}
+    {#- Rows delivered before cutoff(D) only: which of them the contracts quarantined is decided as of D;
+        a later delivery's rows, quarantined or not by a later day's contract, are counted from the
+        landing bookkeeping instead (files_after), so a replay of D after later days gives D again. #}
     select
         source_system as system,
-        count(*) as landed_rows,
+        sum(case when available_at is null or available_at < {{ as_of_cutoff() }} then 1 else 0 end)
+            as known_rows,
         sum(case when (available_at is null or available_at < {{ as_of_cutoff() }})
-                  and updated_at < {{ as_of_cutoff() }} then 1 else 0 end) as visible_rows,
-        sum(case when available_at >= {{ as_of_cutoff() }} then 1 else 0 end) as known_after_rows
+                  and updated_at < {{ as_of_cutoff() }} then 1 else 0 end) as visible_rows
     from (
         {%- for role in staged %}
         select source_system, available_at, updated_at from {{ ref('int_' ~ role ~ '_unioned') }}
@@ -125,6 +128,15 @@ staged_rows as (
         {%- endfor %}
     ) as rows_landed
     group by source_system
+
+),
+
+files_after as (
+
+    select system, sum(records_landed) as known_after_rows
+    from landed_files
+    where {{ to_utc_timestamp('file_modified_at') }} >= {{ as_of_cutoff() }}
+    group by system
 
 ),
 
@@ -142,12 +154,14 @@ joined as (
         end as last_seen_at,
         configured_systems.stale_before,
         configured_systems.min_visible_share,
-        coalesce(staged_rows.landed_rows, 0) as landed_rows,
+        coalesce(staged_rows.known_rows, 0) + coalesce(files_after.known_after_rows, 0) as landed_rows,
         coalesce(staged_rows.visible_rows, 0) as visible_rows,
-        coalesce(staged_rows.known_after_rows, 0) as known_after_rows
+        coalesce(files_after.known_after_rows, 0) as known_after_rows
     from configured_systems
     left join staged_rows
         on configured_systems.system = staged_rows.system
+    left join files_after
+        on configured_systems.system = files_after.system
     left join files_seen
         on configured_systems.system = files_seen.system
     left join rows_seen
