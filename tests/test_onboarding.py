@@ -240,6 +240,11 @@ def test_blocked_run_names_stream_column_cause_and_what_to_run_then_the_fixed_co
     assert "psp.charges column amount_cents: missing from the landed table" in line
     assert "the config maps amount from it" in line
     assert "To fix: fix systems.psp.streams.charges.fields" in line and "recon contracts check --system psp" in line
+    # The log the run points to tells the whole story, not only dbt's output.
+    log = Path(next(x for x in out.splitlines() if "every failure in full:" in x).split("in full: ")[1].strip())
+    told = log.read_text()
+    assert "FAILED" in told and "psp.charges column amount_cents: missing from the landed table" in told
+    assert "DagsterAssetCheckFailedError" in told
     assert committed_suites() == before  # the demo's suites of the same names are untouched
 
     path.write_text(config_text(tmp_path, folders))

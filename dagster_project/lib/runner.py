@@ -123,14 +123,20 @@ def _run_each_day(config: ReconConfig, days: list[dt.date], instance: dg.Dagster
         note = notification_note(result) if result.success else ""
         echo(f"  {day}  {'ok    ' if result.success else 'FAILED'}  {seconds:5.1f}s  run {result.run_id[:8]}{note}")
         if not result.success:
-            echo(f"    dbt and step output: {log_path}")
-            for line in failed_check_lines(result):
+            echo(f"    dbt and step output, and every failure in full: {log_path}")
+            checks = failed_check_lines(result)
+            errors = [(event.step_key, error) for event in result.all_events
+                      if event.is_failure and event.event_specific_data is not None
+                      and (error := getattr(event.event_specific_data, "error", None)) is not None]
+            for line in checks:
                 echo(f"    {line}")
-            for event in result.all_events:
-                if event.is_failure and event.event_specific_data is not None:
-                    error = getattr(event.event_specific_data, "error", None)
-                    if error is not None:
-                        echo(f"    {event.step_key}: {without_traceback(error.message)[:2000]}")
+            for step, error in errors:
+                echo(f"    {step}: {without_traceback(error.message)[:2000]}")
+            with log_path.open("a", encoding="utf-8") as log:  # the whole story where the line points
+                log.write(f"\n==== run {result.run_id} for {day} FAILED\n")
+                log.writelines(f"{line}\n" for line in checks)
+                for step, error in errors:
+                    log.write(f"---- {step}\n{error.to_string()}\n")
             break
     return results
 
