@@ -27,10 +27,10 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 --dist load --durations=15   # two workers, the heaviest tests first (tests/conftest.py)
+	$(BIN)/pytest -n 2 --dist worksteal --durations=15   # two workers; heavy tests dealt to both first (tests/conftest.py)
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -n 2 --dist load -m "not slow"
+	$(BIN)/pytest -n 2 --dist worksteal -m "not slow"
 
 ui: $(STAMP)
 	$(BIN)/recon ui

@@ -26,25 +26,30 @@ def demo_config(recon_home: Path) -> ReconConfig:
     return load_config(DEMO_CONFIG_PATH)
 
 
-# The heaviest tests (seconds on a fresh clone, two workers; `make test` prints the slowest) go first, so
-# that `pytest -n 2 --dist load` hands them out one per free worker and the light ones fill in behind:
-# the suite then ends when the work does, not when one long test that started last does.
-HEAVY_FIRST = {
+# The heaviest test files (seconds on a fresh clone with two workers; `make test` prints the slowest).
+# `pytest -n 2 --dist worksteal` splits the collected tests into two contiguous halves, one per worker,
+# and a worker that runs dry steals from the end of the other's half. So the heavy tests are dealt
+# alternately to the front of each half: both workers start on them, and the light ones fill in and are
+# stolen at the end, instead of one long test starting last.
+HEAVY = {
     "tests/test_end_to_end.py": 290,
+    "tests/faults/test_runs_at_once.py": 200,
     "tests/test_readme_onboarding.py": 150,
     "tests/test_backfill.py": 135,
-    "tests/faults/test_runs_at_once.py": 200,
     "tests/test_deliveries.py": 130,
     "tests/test_onboarding.py": 110,
-    "tests/test_reports.py": 75,
-    "tests/faults/test_bad_input.py": 70,
     "tests/test_dbt_models.py": 110,
-    "tests/faults/test_secrets.py": 60,
+    "tests/test_reports.py": 75,
     "tests/faults/test_disk.py": 75,
+    "tests/faults/test_bad_input.py": 70,
+    "tests/faults/test_secrets.py": 60,
     "tests/test_ui.py": 45,
     "tests/test_bench_nightly.py": 35,
 }
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: -HEAVY_FIRST.get(item.nodeid.split("::")[0], 0))  # stable: file order kept
+    weight = {item.nodeid: HEAVY.get(item.nodeid.split("::")[0], 0) for item in items}
+    heavy = sorted((i for i in items if weight[i.nodeid]), key=lambda i: -weight[i.nodeid])
+    light = [i for i in items if not weight[i.nodeid]]
+    items[:] = heavy[0::2] + light[0::2] + heavy[1::2] + light[1::2]
