@@ -98,7 +98,6 @@ def test_a_canary_secret_appears_in_no_output_file_table_or_message(tmp_path: Pa
 
     # The secrets were used: the API was read with the token, every channel delivered.
     assert stripe.calls, "the REST system was never read"
-    print(outputs[0])
     assert http.on(f"/slack/{CANARY}") and http.on("/hook") and smtp.messages and all(smtp.logins)
     assert http.on("/hook")[0]["headers"]["Authorization"] == f"Bearer tok-{CANARY}"
 
