@@ -37,21 +37,29 @@ CONFIG_ENV_VAR = "RECON_CONFIG"
 Role = Literal["orders", "payments", "invoices", "fulfillments", "customers"]
 ROLES: tuple[str, ...] = ("orders", "payments", "invoices", "fulfillments", "customers")
 
-DIFF_TYPES: tuple[str, ...] = (
-    "missing_payment",
-    "missing_invoice",
-    "missing_fulfillment",
-    "unpaid_fulfillment",
-    "amount_mismatch",
-    "currency_mismatch",
-    "duplicate_record",
-    "orphan_record",
-    "status_conflict",
-    "customer_mismatch",
-    "missing_enrichment",
-    "contract_violation",
-    "stale_source",
-)
+# The diff catalogue (DESIGN.md section 5): each type and the name people read in messages and reports.
+DIFF_TYPE_NAMES: dict[str, str] = {
+    "missing_payment": "Missing payment",
+    "missing_invoice": "Missing invoice",
+    "missing_fulfillment": "Missing fulfillment",
+    "unpaid_fulfillment": "Fulfilled, never paid",
+    "amount_mismatch": "Amount mismatch",
+    "currency_mismatch": "Currency mismatch",
+    "duplicate_record": "Duplicate record",
+    "orphan_record": "Record without an order",
+    "status_conflict": "Status conflict",
+    "customer_mismatch": "Customer mismatch",
+    "missing_enrichment": "Missing customer data",
+    "contract_violation": "Contract violation",
+    "stale_source": "Source not fresh",
+}
+DIFF_TYPES: tuple[str, ...] = tuple(DIFF_TYPE_NAMES)
+
+
+def diff_type_name(diff_type: str | None) -> str:
+    """The name people read for a diff type (``missing_invoice`` -> ``Missing invoice``); unknown ones as given."""
+    return DIFF_TYPE_NAMES.get(diff_type or "", diff_type or "-")
+
 
 STATES: tuple[str, ...] = (
     "RECEIVED",
