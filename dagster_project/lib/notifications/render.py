@@ -83,6 +83,12 @@ def diff_label(item: dict[str, Any]) -> str:
     return f"{diff_type_name(item.get('diff_type'))} ({item.get('system')})"
 
 
+def reason(item: dict[str, Any]) -> str | None:
+    """Why the event happened; None when it only repeats the title (``missing_invoice found`` of an opened item)."""
+    text = item.get("reason")
+    return None if not text or text == f"{item.get('diff_type')} found" else str(text)
+
+
 def item_title(item: dict[str, Any]) -> str:
     if is_run_failure(item):
         return f"Run failed: {item.get('system')}"
@@ -134,7 +140,7 @@ def _more(message: dict[str, Any], shown: int) -> str | None:
 
 def _view(message: dict[str, Any]) -> dict[str, Any]:
     """What the email templates show."""
-    items = [{"title": item_title(i), "reason": i.get("reason"), "facts": facts(i), "diffs": order_diffs(i),
+    items = [{"title": item_title(i), "reason": reason(i), "facts": facts(i), "diffs": order_diffs(i),
               "command": command(i), "link": link(i), "exception_id": i.get("exception_id"),
               "severity": str(i.get("severity")), "overdue": bool(i.get("overdue"))}
              for i in message["items"]]
@@ -167,7 +173,7 @@ def slack_payload(message: dict[str, Any]) -> dict[str, Any]:
         blocks.append({"type": "header", "text": {"type": "plain_text",
                                                   "text": subject(message).removeprefix("[recon] ")[:150]}})
     for item in items[:SLACK_MAX_ITEMS]:
-        text = f"*{item_title(item)}*" + (f"\n_{item['reason']}_" if item.get("reason") else "")
+        text = f"*{item_title(item)}*" + (f"\n_{reason(item)}_" if reason(item) else "")
         for d in order_diffs(item):
             text += f"\n• {d['diff']} ({d['system']}): expected {d['expected']}, actual {d['actual']}"
         section: dict[str, Any] = {
