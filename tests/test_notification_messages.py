@@ -17,20 +17,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_notifications import (  # noqa: F401 - fixtures
-    D1,
-    NIGHT,
-    ROLES,
-    SLACK_SECRET,
-    cfg,
-    con,
-    diff,
-    http,
-    smtp,
-)
+import test_notifications as notifications_test
+from test_notifications import D1, NIGHT, ROLES, SLACK_SECRET, diff
 
 from dagster_project.lib.exceptions_store import sync_exceptions
 from dagster_project.lib.notifications import flush, render
+
+# Fixtures shared with test_notifications: a real HTTP server, a real SMTP server, the config, a connection.
+http, smtp, cfg, con = notifications_test.http, notifications_test.smtp, notifications_test.cfg, notifications_test.con
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -179,13 +173,13 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def test_the_delivered_messages_carry_every_field_and_the_email_renders_in_chromium(con, cfg, http, smtp, tmp_path):
-    cfg = cfg.model_copy(update={"notifications": cfg.notifications.model_copy(
+    linked = cfg.model_copy(update={"notifications": cfg.notifications.model_copy(
         update={"timeline_url": "https://recon.example.com/exceptions/{exception_id}"})})
     sync_exceptions(con, D1, [diff("SO-1", severity="critical", amount=5000),
                               diff("SO-1", "missing_fulfillment", "wms", "fulfillments", "low", amount=5000,
                                    expected_value="shipped")],
-                    set(), ROLES, config=cfg, now=NIGHT)
-    assert flush(con, cfg, NIGHT).failed == 0
+                    set(), ROLES, config=linked, now=NIGHT)
+    assert flush(con, linked, NIGHT).failed == 0
     (exception_id,) = con.execute("select exception_id from recon.exceptions where severity = 'critical'"
                                   ).fetchall()[0]
     link = f"https://recon.example.com/exceptions/{exception_id}"
