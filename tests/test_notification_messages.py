@@ -216,3 +216,19 @@ def test_the_delivered_messages_carry_every_field_and_the_email_renders_in_chrom
     assert "EUR 5,000.00" in dom and "Open the timeline" in dom
     if os.environ.get("RECON_UPDATE_SCREENSHOTS"):
         shutil.copyfile(shot, ROOT / "docs" / "images" / "notification-email.png")
+
+
+def test_a_failed_run_says_which_job_and_what_to_run():
+    from dagster_project.defs.reporting.sensors import failure_item
+
+    alert = message(failure_item("abcdef123456", "nightly_reconciliation", "2026-10-05", "dbt failed",
+                                 "data-engineering"))
+    slack = render.slack_payload(alert)
+    assert slack["text"] == "[recon] critical: Run failed: nightly_reconciliation"
+    assert dict(f["text"].removeprefix("*").split("*\n", 1) for f in slack["blocks"][0]["fields"]) == {
+        "Job": "nightly_reconciliation", "Owner": "data-engineering", "Severity": "critical"}
+    assert "run abcdef123456 of nightly_reconciliation failed for 2026-10-05: dbt failed" in slack["blocks"][0][
+        "text"]["text"]
+    assert slack["blocks"][1]["elements"][0]["text"] == "Next: run `recon run --date 2026-10-05`"
+    assert render.webhook_payload(alert)["items"][0]["command"] == "recon run --date 2026-10-05"
+    assert "Next: recon run --date 2026-10-05" in render.text_body(alert)
