@@ -100,7 +100,8 @@ def test_slack_is_block_kit_with_every_field_and_the_next_step():
     assert section["type"] == "section" and context["type"] == "context"
     fields = dict(f["text"].removeprefix("*").split("*\n", 1) for f in section["fields"])
     assert fields == FIELDS
-    assert section["text"]["text"].startswith("*Exception escalated: Missing invoice on order SO-77*\n_past due")
+    assert section["text"]["text"].startswith("*Exception escalated: Missing invoice on order SO-77*\n"
+                                              "_past due: &lt;b&gt;no invoice&lt;/b&gt; after 48 h_")  # shown, not parsed
     assert "• Missing fulfillment (wms): expected shipped, actual none" in section["text"]["text"]
     assert "accessory" not in section  # no timeline_url: the command is the next step
     assert context["elements"][0]["text"] == "Next: run `recon exceptions show 9f3c2a71b0`"

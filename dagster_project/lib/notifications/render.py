@@ -159,9 +159,14 @@ def html_body(message: dict[str, Any]) -> str:
     return _TEMPLATES.get_template("email.html.j2").render(**_view(message))
 
 
+def _mrkdwn(text: Any) -> str:
+    """Source text as Slack shows it literally: ``&``, ``<`` and ``>`` escaped (``<...>`` would be a link)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _slack_action(item: dict[str, Any]) -> str:
     url = link(item)
-    run = f"`{command(item)}`"
+    run = f"`{_mrkdwn(command(item))}`"
     return f"<{url}|Open the timeline> · or run {run}" if url else f"Next: run {run}"
 
 
@@ -173,12 +178,12 @@ def slack_payload(message: dict[str, Any]) -> dict[str, Any]:
         blocks.append({"type": "header", "text": {"type": "plain_text",
                                                   "text": subject(message).removeprefix("[recon] ")[:150]}})
     for item in items[:SLACK_MAX_ITEMS]:
-        text = f"*{item_title(item)}*" + (f"\n_{reason(item)}_" if reason(item) else "")
+        text = f"*{_mrkdwn(item_title(item))}*" + (f"\n_{_mrkdwn(reason(item))}_" if reason(item) else "")
         for d in order_diffs(item):
-            text += f"\n• {d['diff']} ({d['system']}): expected {d['expected']}, actual {d['actual']}"
+            text += _mrkdwn(f"\n• {d['diff']} ({d['system']}): expected {d['expected']}, actual {d['actual']}")
         section: dict[str, Any] = {
             "type": "section", "text": {"type": "mrkdwn", "text": text[:3000]},
-            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in facts(item)][:10]}
+            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{_mrkdwn(v)}"[:2000]} for k, v in facts(item)][:10]}
         if link(item):
             section["accessory"] = {"type": "button", "text": {"type": "plain_text", "text": "Open timeline"},
                                     "url": link(item)}
