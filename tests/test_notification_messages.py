@@ -210,9 +210,9 @@ def test_the_delivered_messages_carry_every_field_and_the_email_renders_in_chrom
     page = tmp_path / "email.html"
     page.write_text(parts["text/html"], encoding="utf-8")
     shot = tmp_path / "notification-email.png"
-    chromium(["--window-size=760,820", "--hide-scrollbars", f"--screenshot={shot}", page.as_uri()],
+    chromium(["--window-size=760,560", "--hide-scrollbars", f"--screenshot={shot}", page.as_uri()],
              tmp_path / "profile")
-    assert png_size(shot) == (760, 820)
+    assert png_size(shot) == (760, 560)
     dom = chromium(["--dump-dom", page.as_uri()], tmp_path / "profile2")
     assert "EUR 5,000.00" in dom and "Open the timeline" in dom
     if os.environ.get("RECON_UPDATE_SCREENSHOTS"):
