@@ -16,9 +16,9 @@ from typing import Any
 
 import jinja2
 
-from dagster_project.lib.config import diff_type_name
 from dagster_project.lib.exceptions_read import SHORT_ID
 from dagster_project.lib.money import format_money
+from ingestion.catalogue import diff_title
 
 _TITLES = {
     "opened": "New exception",
@@ -39,6 +39,11 @@ def _due(value: Any) -> dt.datetime | None:
         return None
     parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed.replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def diff_type_name(diff_type: str | None) -> str:
+    """The diff type's human name from the catalogue (``missing_invoice`` -> ``Missing invoice``)."""
+    return diff_title(diff_type) if diff_type else "-"
 
 
 def is_run_failure(item: dict[str, Any]) -> bool:
