@@ -173,7 +173,7 @@ def test_an_open_session_is_waited_for_and_then_named(tmp_path: Path, monkeypatc
 
 # The nightly's steps for the demo config, in order; one is drawn per run (seed printed, RECON_FAULT_SEED
 # replays it) and the run is killed just inside it.
-STEPS = ["raw__shop__orders", "raw__psp__charges", "raw__erp__documents_contract", "recon_dbt_models", "exceptions",
+STEPS = ["raw__shop__orders", "raw__psp__charges", "erp__documents__contract_checks", "recon_dbt_models", "exceptions",
          "exception_notifications", "recon_dbt_after_exceptions", "reconciliation_report"]
 
 
