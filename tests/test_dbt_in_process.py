@@ -37,6 +37,13 @@ models:
 """
 
 
+@pytest.fixture(autouse=True)
+def _targets_in_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # dagster-dbt puts each invocation's folder under $DBT_TARGET_PATH; the platform points it at the
+    # config's target (set_dbt_env), and so does this test, at its own project's.
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "project" / "target"))
+
+
 def _project(tmp: Path) -> Path:
     project = tmp / "project"
     (project / "models").mkdir(parents=True)

@@ -387,7 +387,8 @@ def test_a_channel_down_for_the_night_delays_but_never_loses_or_doubles(cfg, htt
         if minutes == 0:
             assert dg.materialize([asset], partition_key=D1.isoformat(), resources=resources).success
         else:
-            outbox_sensor(defs)(dg.build_sensor_context(resources=resources))
+            with dg.build_sensor_context(resources=resources) as tick:  # its resources open and close per tick
+                outbox_sensor(defs)(tick)
     # the night is rerun (a retry of the run): nothing is queued twice
     con = connect(cfg.duckdb_path)
     sync_exceptions(con, D1, a_bad_night(), set(), ROLES, config=cfg, now=NIGHT + dt.timedelta(minutes=10))
@@ -401,7 +402,8 @@ def test_a_channel_down_for_the_night_delays_but_never_loses_or_doubles(cfg, htt
     sensor = outbox_sensor(defs)
     for minutes in range(10, 10 + 24 * 60, 60):
         clock["now"] = NIGHT + dt.timedelta(minutes=minutes)
-        sensor(dg.build_sensor_context(resources=resources))
+        with dg.build_sensor_context(resources=resources) as tick:
+            sensor(tick)
     con = connect(cfg.duckdb_path)
     assert outbox_summary(con) == {"digested": 15, "sent": 9}
     con.close()
