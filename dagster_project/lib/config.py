@@ -37,21 +37,31 @@ CONFIG_ENV_VAR = "RECON_CONFIG"
 Role = Literal["orders", "payments", "invoices", "fulfillments", "customers"]
 ROLES: tuple[str, ...] = ("orders", "payments", "invoices", "fulfillments", "customers")
 
-DIFF_TYPES: tuple[str, ...] = (
-    "missing_payment",
-    "missing_invoice",
-    "missing_fulfillment",
-    "unpaid_fulfillment",
-    "amount_mismatch",
-    "currency_mismatch",
-    "duplicate_record",
-    "orphan_record",
-    "status_conflict",
-    "customer_mismatch",
-    "missing_enrichment",
-    "contract_violation",
-    "stale_source",
-)
+# The diff types, in catalogue order, with the name people read (reports, CLI, notifications).
+DIFF_TYPE_NAMES: dict[str, str] = {
+    "missing_payment": "Missing payment",
+    "missing_invoice": "Missing invoice",
+    "missing_fulfillment": "Missing fulfillment",
+    "unpaid_fulfillment": "Fulfilled but not paid",
+    "amount_mismatch": "Amount mismatch",
+    "currency_mismatch": "Currency mismatch",
+    "duplicate_record": "Duplicate record",
+    "orphan_record": "Record without an order",
+    "status_conflict": "Status conflict",
+    "customer_mismatch": "Customer mismatch",
+    "missing_enrichment": "Customer record missing",
+    "contract_violation": "Source contract broken",
+    "stale_source": "Source late (stale)",
+}
+DIFF_TYPES: tuple[str, ...] = tuple(DIFF_TYPE_NAMES)
+
+
+def diff_type_name(diff_type: str | None) -> str:
+    """The name people read for a diff type (``amount_mismatch`` -> "Amount mismatch"); an unknown type as is."""
+    if not diff_type:
+        return ""
+    return DIFF_TYPE_NAMES.get(diff_type, diff_type)
+
 
 STATES: tuple[str, ...] = (
     "RECEIVED",

@@ -4,7 +4,9 @@ Everything is read as of the day D, from history tables, so a report of a past d
 the order as of D is its latest row of ``marts.fct_order_state_history`` on or before D, the diffs are
 D's rows of ``marts.fct_order_diffs``, and an exception's status as of D is the ``to_status`` of its latest
 event in ``recon.exception_events`` with ``as_of_date <= D``. Money stays DECIMAL end to end and is never
-added across currencies.
+added across currencies: an order whose currency nothing states (records without an order, in no single
+currency) and an exception without a currency are counted and listed with the reason, outside the
+per-currency figures. The previous reconciled as-of day is read the same way for the day-over-day changes.
 """
 
 from __future__ import annotations
@@ -24,12 +26,11 @@ OPEN_STATUSES = ("open", "acknowledged")
 SYSTEM_ACTORS = ("recon", "recon-routing", "recon-escalation")
 AGE_BUCKETS = ("0-1 days", "2-3 days", "4-7 days", "8-14 days", "15-30 days", "over 30 days")
 TREND_DAYS = 30
-OLDEST_LIMIT = 25
 
 # The tie-out buckets, in bridge order; every order of the day is in exactly one (first match wins).
 BUCKETS: tuple[tuple[str, str], ...] = (
     ("reconciled", "Reconciled"),
-    ("open_exceptions", "Open exceptions"),
+    ("open_exceptions", "Orders with open exceptions"),
     ("closed_by_people", "Differences accepted or resolved by a person"),
     ("in_progress", "In progress, within grace windows"),
     ("cancelled_refunded", "Cancelled or refunded"),
@@ -43,7 +44,19 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("fulfilled", "fulfillments", "Fulfilled (order value shipped or activated)"),
 )
 PAIR_ROLES = ("orders", "payments", "invoices", "fulfillments")
-UNKNOWN_CURRENCY = "unknown"
+# Why an order has no currency (it has no order record, so only its records could say).
+NO_CURRENCY_REASONS = {
+    "orphan_no_single_currency": "records without an order whose records state no single currency "
+                                 "(shipments carry none); flagged as a record without an order",
+    "orphan_not_flagged_yet": "records without an order, still inside the grace window before they are "
+                              "flagged as records without an order",
+}
+# Why an open exception has no currency (its amount at risk is then 0: nothing to put in a currency).
+NO_CURRENCY_EXCEPTIONS = {
+    "contract_violation": "a source record broke its contract and was quarantined: no amount",
+    "stale_source": "a source delivered late: no amount, its orders are on hold",
+    "orphan_record": "records without an order that state no single currency (shipments carry none)",
+}
 
 
 @dataclass
@@ -53,13 +66,19 @@ class ReportData:
     as_of_date: dt.date
     systems_by_role: dict[str, list[str]]
     currencies: list[str]
+    previous_date: dt.date | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)
     tie_out: list[dict[str, Any]] = field(default_factory=list)
     tie_out_checks: list[dict[str, Any]] = field(default_factory=list)
     headline: list[dict[str, Any]] = field(default_factory=list)
     match_rates: list[dict[str, Any]] = field(default_factory=list)
     money_at_risk: list[dict[str, Any]] = field(default_factory=list)
+    at_risk: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_exceptions_by_system: list[dict[str, Any]] = field(default_factory=list)
-    oldest_open: list[dict[str, Any]] = field(default_factory=list)
+    open_list: list[dict[str, Any]] = field(default_factory=list)
+    no_currency_exceptions: list[dict[str, Any]] = field(default_factory=list)
+    orders_not_reconciled: list[dict[str, Any]] = field(default_factory=list)
+    no_currency_orders: list[dict[str, Any]] = field(default_factory=list)
     trend: list[dict[str, Any]] = field(default_factory=list)
     trend_money: list[dict[str, Any]] = field(default_factory=list)
     exception_rates: list[dict[str, Any]] = field(default_factory=list)
@@ -106,17 +125,23 @@ order_diffs as (
         sum(case when exception_status is null or exception_status in ('open', 'acknowledged')
                  then 1 else 0 end) as open_diffs,
         count(distinct case when diff_type = 'orphan_record' then currency end) as orphan_currencies,
-        min(case when diff_type = 'orphan_record' then currency end) as orphan_currency
+        min(case when diff_type = 'orphan_record' then currency end) as orphan_currency,
+        bool_or(diff_type = 'orphan_record') as has_orphan_diff
     from diffs
     group by order_id
 )
 select
     orders.order_id,
     orders.state,
+    orders.hold_reason,
     orders.has_order_record,
     coalesce(orders.currency,
-             case when order_diffs.orphan_currencies = 1 then order_diffs.orphan_currency end,
-             '{unknown}') as currency,
+             case when order_diffs.orphan_currencies = 1 then order_diffs.orphan_currency end) as currency,
+    case
+        when orders.currency is not null or order_diffs.orphan_currencies = 1 then null
+        when order_diffs.has_orphan_diff then 'orphan_no_single_currency'
+        else 'orphan_not_flagged_yet'
+    end as no_currency_reason,
     case when orders.has_order_record then orders.total_amount else 0 end as sold,
     coalesce(orders.net_paid_amount, 0) as paid,
     coalesce(orders.net_invoiced_amount, 0) as invoiced,
@@ -154,7 +179,7 @@ class ReportDataError(RuntimeError):
 
 
 def collect(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt.date) -> ReportData:
-    """Read every figure of the report for ``as_of``.
+    """Read every figure of the report for ``as_of``, and the headline of the previous reconciled day.
 
     Args:
         con: an open DuckDB connection (read-only is enough).
@@ -176,19 +201,36 @@ def collect(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt.date)
         raise ReportDataError(f"{as_of} has not been reconciled: run `recon run --date {as_of}` first")
     has_store = _exists(con, "recon", "exceptions") and _exists(con, "recon", "exception_events")
     roles = {r: s for r, s in config.roles.items()}
-    data = ReportData(as_of_date=as_of, systems_by_role=roles, currencies=[])
+    previous_day = con.execute("select max(as_of_date) from marts.fct_reconciliation_daily where as_of_date < ?",
+                               [as_of]).fetchall()[0][0]
+    previous = None
+    if previous_day is not None:
+        previous = ReportData(as_of_date=previous_day, systems_by_role=roles, currencies=[])
+        _headline(con, previous, has_store)
+    data = ReportData(as_of_date=as_of, systems_by_role=roles, currencies=[], previous_date=previous_day)
     params = {"as_of": as_of}
-    _order_table(con, params, has_store)
-    _tie_out(con, data)
+    _headline(con, data, has_store)
+    _order_lists(con, data)
     _match_rates(con, data, params)
-    _open_exceptions(con, data, params, has_store)
     _trend(con, data, params, has_store)
     _metrics(con, data, params, has_store)
     _freshness(con, data, params)
+    data.changes = changes(data, previous)
     if not has_store:
         data.notes.append("The exception store does not exist yet: every diff counts as an open exception.")
     con.execute("drop table if exists _report_orders")
     return data
+
+
+def _headline(con: duckdb.DuckDBPyConnection, data: ReportData, has_store: bool) -> None:
+    """The figures a day's first screen compares: the tie-out and the open exceptions as of the day."""
+    params = {"as_of": data.as_of_date}
+    _order_table(con, params, has_store)
+    _tie_out(con, data)
+    _open_exceptions(con, data, params, has_store)
+    data.metrics["reconciled_rate"] = con.execute(
+        "select reconciled_rate from marts.fct_reconciliation_daily where as_of_date = ?",
+        [data.as_of_date]).fetchall()[0][0]
 
 
 def _order_table(con: duckdb.DuckDBPyConnection, params: dict[str, Any], has_store: bool) -> None:
@@ -200,18 +242,25 @@ def _order_table(con: duckdb.DuckDBPyConnection, params: dict[str, Any], has_sto
         sql = _ORDERS_AS_OF.replace("with ranked as (", "with" + _STATUS_AS_OF + ",\nranked as (", 1)
     else:
         status_join, status_expr, sql = "", "cast(null as varchar)", _ORDERS_AS_OF
-    sql = sql.format(status_expr=status_expr, status_join=status_join, unknown=UNKNOWN_CURRENCY)
+    sql = sql.format(status_expr=status_expr, status_join=status_join)
     # A temp table: the sections below all read the same as-of view of the orders.
     con.execute("create or replace temp table _report_orders as " + sql, params)
 
 
+# How many orders each measure counts: the orders the measure's system reported.
+_MEASURE_COUNTS = {"sold": "has_order_record", "paid": "is_paid", "invoiced": "is_invoiced",
+                   "fulfilled": "is_fulfilled and has_order_record"}
+
+
 def _tie_out(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
-    measures = ", ".join(f"cast(sum({m}) as decimal(20, 4)) as {m}" for m, _, _ in MEASURES)
+    measures = ", ".join(f"cast(sum({m}) as decimal(20, 4)) as {m}, count(*) filter (where {c}) as {m}_orders"
+                         for m, c in _MEASURE_COUNTS.items())
     by_bucket = _rows(con, f"select currency, bucket, count(*) as orders, {measures} "
-                           "from _report_orders group by currency, bucket")
+                           "from _report_orders where currency is not null group by currency, bucket")
     totals = {r["currency"]: r for r in _rows(
-        con, f"select currency, count(*) as orders, {measures} from _report_orders group by currency")}
-    currencies = sorted(totals, key=lambda c: (c == UNKNOWN_CURRENCY, c))
+        con, f"select currency, count(*) as orders, {measures} from _report_orders "
+             "where currency is not null group by currency")}
+    currencies = sorted(totals)
     data.currencies = currencies
     for currency in currencies:
         for key, label in BUCKETS:
@@ -236,11 +285,28 @@ def _tie_out(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
         data.headline.append({
             "currency": currency,
             "orders": total["orders"],
-            "sold": total["sold"], "paid": total["paid"], "invoiced": total["invoiced"],
-            "fulfilled": total["fulfilled"],
+            **{m: total[m] for m, _, _ in MEASURES},
+            **{f"{m}_orders": int(totals[currency][f"{m}_orders"]) for m, _, _ in MEASURES},
             "reconciled": by["reconciled"]["sold"],
+            "reconciled_orders": by["reconciled"]["orders"],
             "open_exceptions_sold": by["open_exceptions"]["sold"],
+            "open_exceptions_orders": by["open_exceptions"]["orders"],
         })
+    data.no_currency_orders = _rows(con, """
+        select order_id, state, hold_reason, no_currency_reason as reason, is_paid, is_invoiced, is_fulfilled
+        from _report_orders where currency is null order by no_currency_reason, order_id""")
+    for row in data.no_currency_orders:
+        row["reason_text"] = NO_CURRENCY_REASONS[row["reason"]]
+
+
+def _order_lists(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+    """Every order of the day outside the reconciled line, with its line: the drill-down of the tie-out."""
+    data.orders_not_reconciled = [
+        {**r, **{m: _dec(r[m]) for m, _, _ in MEASURES}}
+        for r in _rows(con, f"""
+            select currency, bucket, order_id, state, hold_reason, ordered_date, {", ".join(m for m, _, _ in MEASURES)}
+            from _report_orders where currency is not null and bucket <> 'reconciled'
+            order by currency, bucket, sold desc, order_id""")]
 
 
 def _system_label(data: ReportData, role: str) -> str:
@@ -326,11 +392,21 @@ def _open_exceptions(con: duckdb.DuckDBPyConnection, data: ReportData, params: d
     as_of = data.as_of_date
     risk: dict[tuple[str, str, str], dict[str, Any]] = {}
     by_system: dict[tuple[str, str], dict[str, Any]] = {}
+    no_currency: dict[str, dict[str, Any]] = {}
     for item in items:
-        item["currency"] = item["currency"] or "mixed"
         item["amount_at_risk"] = _dec(item["amount_at_risk"])
         item["age_days"] = (as_of - item["first_seen_date"]).days
         item["age_bucket"] = age_bucket(item["age_days"])
+        if item["currency"] is None:
+            entry = no_currency.setdefault(item["diff_type"], {
+                "diff_type": item["diff_type"], "exceptions": 0, "since": item["first_seen_date"],
+                "reason": NO_CURRENCY_EXCEPTIONS.get(item["diff_type"], "its records state no single currency")})
+            entry["exceptions"] += 1
+            entry["since"] = min(entry["since"], item["first_seen_date"])
+            continue
+        cur = data.at_risk.setdefault(item["currency"], {"exceptions": 0, "amount": ZERO})
+        cur["exceptions"] += 1
+        cur["amount"] += item["amount_at_risk"]
         key = (item["currency"], item["diff_type"], item["age_bucket"])
         entry = risk.setdefault(key, {"currency": key[0], "diff_type": key[1], "age_bucket": key[2],
                                       "exceptions": 0, "amount_at_risk": ZERO,
@@ -347,11 +423,65 @@ def _open_exceptions(con: duckdb.DuckDBPyConnection, data: ReportData, params: d
     order = {b: i for i, b in enumerate(AGE_BUCKETS)}
     data.money_at_risk = sorted(risk.values(), key=lambda r: (r["currency"], r["diff_type"], order[r["age_bucket"]]))
     data.open_exceptions_by_system = sorted(by_system.values(), key=lambda r: (r["currency"], -r["amount_at_risk"]))
-    data.oldest_open = sorted(items, key=lambda r: (r["first_seen_date"], -r["amount_at_risk"],
-                                                    r["order_id"], r["diff_type"]))[:OLDEST_LIMIT]
+    data.no_currency_exceptions = sorted(no_currency.values(), key=lambda r: r["diff_type"])
+    # Oldest first; within a day the largest amount (amounts of one currency only meet within a group).
+    data.open_list = sorted(items, key=lambda r: (r["first_seen_date"], r["currency"] or "~", -r["amount_at_risk"],
+                                                  r["order_id"], r["diff_type"], r["system"]))
     data.metrics["open_exceptions"] = len(items)
     data.metrics["open_exceptions_held"] = sum(1 for i in items if i["is_held"])
+    data.metrics["open_exceptions_without_currency"] = sum(r["exceptions"] for r in data.no_currency_exceptions)
     data.metrics["oldest_open_since"] = min((i["first_seen_date"] for i in items), default=None)
+
+
+# The figures compared with the previous reconciled day: (key, what it counts, kind).
+CHANGE_FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("sold", "Sold (order totals)", "money"),
+    ("paid", "Paid (net of refunds)", "money"),
+    ("invoiced", "Invoiced (net of credit notes)", "money"),
+    ("fulfilled", "Fulfilled (order value)", "money"),
+    ("reconciled", "Reconciled (order value)", "money"),
+    ("at_risk", "Money at risk in open exceptions", "money"),
+    ("open_exceptions", "Open exceptions", "count"),
+)
+
+
+def _figures(data: ReportData) -> dict[tuple[str, str], Any]:
+    out: dict[tuple[str, str], Any] = {}
+    for h in data.headline:
+        for key in ("sold", "paid", "invoiced", "fulfilled", "reconciled"):
+            out[(h["currency"], key)] = h[key]
+    for currency in data.currencies:
+        risk = data.at_risk.get(currency, {"amount": ZERO, "exceptions": 0})
+        out[(currency, "at_risk")] = risk["amount"]
+        out[(currency, "open_exceptions")] = risk["exceptions"]
+    out[("", "open_exceptions")] = data.metrics.get("open_exceptions", 0)
+    out[("", "reconciled_rate")] = data.metrics.get("reconciled_rate")
+    return out
+
+
+def changes(data: ReportData, previous: ReportData | None) -> list[dict[str, Any]]:
+    """Day-over-day changes of the headline figures, per currency, against the previous reconciled day.
+
+    Returns:
+        Rows of ``figure``, ``label``, ``currency`` ("" for all currencies), ``kind`` (money, count, rate),
+        ``today``, ``previous`` and ``change`` (None when the previous day has no such figure).
+    """
+    today = _figures(data)
+    before = _figures(previous) if previous is not None else {}
+    labels = {k: (label, kind) for k, label, kind in CHANGE_FIGURES}
+    labels["reconciled_rate"] = ("Share of orders reconciled", "rate")
+    rows = []
+    rank = {key: i for i, (key, _, _) in enumerate(CHANGE_FIGURES)}
+    for (currency, key), value in sorted(today.items(), key=lambda kv: (kv[0][0] == "", kv[0][0],
+                                                                         rank.get(kv[0][1], 99))):
+        label, kind = labels[key]
+        if currency == "" and key == "open_exceptions":
+            label = "Open exceptions (all currencies and none)"
+        old = before.get((currency, key))
+        rows.append({"figure": key, "label": label, "currency": currency, "kind": kind, "today": value,
+                     "previous": old,
+                     "change": (value - old) if value is not None and old is not None else None})
+    return rows
 
 
 def age_bucket(days: int) -> str:
@@ -392,6 +522,7 @@ def _trend(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, A
                 select as_of_date, currency, cast(sum(amount_at_risk) as decimal(20, 4)) as amount_at_risk,
                        sum(diffs) as diffs
                 from marts.fct_money_at_risk where as_of_date between $first and $as_of
+                  and currency <> 'mixed'  -- the mart's name for diffs in no single currency (amount 0)
                 group by as_of_date, currency order by as_of_date, currency""", window)]
 
 
@@ -449,8 +580,7 @@ def _metrics(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str,
     else:
         m.update(resolutions_30d=0, mttr_days_30d=None, manual_intervention_rate_30d=None)
     for currency in data.currencies:
-        m[f"money_at_risk_{currency}"] = sum(
-            (r["amount_at_risk"] for r in data.money_at_risk if r["currency"] == currency), ZERO)
+        m[f"money_at_risk_{currency}"] = data.at_risk.get(currency, {"amount": ZERO})["amount"]
 
 
 def _freshness(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any]) -> None:
