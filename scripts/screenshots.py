@@ -72,7 +72,7 @@ def terminal_html(command: str, text: str) -> str:
     """A page that shows a command and its output as a terminal does (monospace, dark, no wrapping)."""
     return ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(command) + "</title><style>"
             "body{margin:0;background:#1e2127;color:#dcdfe4;font:13px/1.45 'DejaVu Sans Mono',Menlo,monospace}"
-            "pre{margin:0;padding:18px 22px;white-space:pre} .prompt{color:#98c379} .cmd{color:#e5c07b}"
+            "pre{margin:0;padding:18px 22px;white-space:pre-wrap} .prompt{color:#98c379} .cmd{color:#e5c07b}"
             "</style></head><body><pre><span class='prompt'>$ </span><span class='cmd'>" + html.escape(command)
             + "</span>\n" + html.escape(text) + "</pre></body></html>")
 
