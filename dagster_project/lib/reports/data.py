@@ -1,4 +1,4 @@
-"""Collect the figures of the daily reconciliation report for one as-of day from DuckDB.
+"""The day's orders and exceptions for the daily reconciliation report, read from DuckDB as of one day.
 
 Everything is read as of the day D, from history tables, so a report of a past day shows that day:
 the order as of D is its latest row of ``marts.fct_order_state_history`` on or before D, the diffs are
@@ -6,7 +6,7 @@ D's rows of ``marts.fct_order_diffs``, and an exception's status as of D is the 
 event in ``recon.exception_events`` with ``as_of_date <= D``. Money stays DECIMAL end to end and is never
 added across currencies: an order whose currency nothing states (records without an order, in no single
 currency) and an exception without a currency are counted and listed with the reason, outside the
-per-currency figures. The previous reconciled as-of day is read the same way for the day-over-day changes.
+per-currency figures. :mod:`.collect` reads the previous reconciled day the same way for the changes.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
-
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.database import table_exists as _exists
 
 ZERO = Decimal("0.0000")
 OPEN_STATUSES = ("open", "acknowledged")
@@ -178,51 +175,7 @@ class ReportDataError(RuntimeError):
     """The database lacks what the report needs (the day has not been reconciled)."""
 
 
-def collect(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt.date) -> ReportData:
-    """Read every figure of the report for ``as_of``, and the headline of the previous reconciled day.
-
-    Args:
-        con: an open DuckDB connection (read-only is enough).
-        config: the project config (systems per role).
-        as_of: the as-of day.
-
-    Returns:
-        The report's sections.
-
-    Raises:
-        ReportDataError: the marts are missing or the day was never reconciled.
-    """
-    for table in ("fct_order_state_history", "fct_order_diffs", "fct_reconciliation_daily"):
-        if not _exists(con, "marts", table):
-            raise ReportDataError(f"marts.{table} does not exist: run the nightly job first (recon run --date D)")
-    built = con.execute("select count(*) from marts.fct_reconciliation_daily where as_of_date = ?",
-                        [as_of]).fetchall()[0][0]
-    if not built:
-        raise ReportDataError(f"{as_of} has not been reconciled: run `recon run --date {as_of}` first")
-    has_store = _exists(con, "recon", "exceptions") and _exists(con, "recon", "exception_events")
-    roles = {r: s for r, s in config.roles.items()}
-    previous_day = con.execute("select max(as_of_date) from marts.fct_reconciliation_daily where as_of_date < ?",
-                               [as_of]).fetchall()[0][0]
-    previous = None
-    if previous_day is not None:
-        previous = ReportData(as_of_date=previous_day, systems_by_role=roles, currencies=[])
-        _headline(con, previous, has_store)
-    data = ReportData(as_of_date=as_of, systems_by_role=roles, currencies=[], previous_date=previous_day)
-    params = {"as_of": as_of}
-    _headline(con, data, has_store)
-    _order_lists(con, data)
-    _match_rates(con, data, params)
-    _trend(con, data, params, has_store)
-    _metrics(con, data, params, has_store)
-    _freshness(con, data, params)
-    data.changes = changes(data, previous)
-    if not has_store:
-        data.notes.append("The exception store does not exist yet: every diff counts as an open exception.")
-    con.execute("drop table if exists _report_orders")
-    return data
-
-
-def _headline(con: duckdb.DuckDBPyConnection, data: ReportData, has_store: bool) -> None:
+def headline_figures(con: duckdb.DuckDBPyConnection, data: ReportData, has_store: bool) -> None:
     """The figures a day's first screen compares: the tie-out and the open exceptions as of the day."""
     params = {"as_of": data.as_of_date}
     _order_table(con, params, has_store)
@@ -299,7 +252,7 @@ def _tie_out(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
         row["reason_text"] = NO_CURRENCY_REASONS[row["reason"]]
 
 
-def _order_lists(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+def order_lists(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
     """Every order of the day outside the reconciled line, with its line: the drill-down of the tie-out."""
     data.orders_not_reconciled = [
         {**r, **{m: _dec(r[m]) for m, _, _ in MEASURES}}
@@ -318,7 +271,7 @@ _PRESENT = {"orders": "has_order_record", "payments": "is_paid", "invoices": "is
             "fulfillments": "is_fulfilled"}
 
 
-def _match_rates(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any]) -> None:
+def match_rates(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any]) -> None:
     roles = [r for r in PAIR_ROLES if data.systems_by_role.get(r)]
     for i, left in enumerate(roles):
         for right in roles[i + 1:]:
@@ -433,57 +386,6 @@ def _open_exceptions(con: duckdb.DuckDBPyConnection, data: ReportData, params: d
     data.metrics["oldest_open_since"] = min((i["first_seen_date"] for i in items), default=None)
 
 
-# The figures compared with the previous reconciled day: (key, what it counts, kind).
-CHANGE_FIGURES: tuple[tuple[str, str, str], ...] = (
-    ("sold", "Sold (order totals)", "money"),
-    ("paid", "Paid (net of refunds)", "money"),
-    ("invoiced", "Invoiced (net of credit notes)", "money"),
-    ("fulfilled", "Fulfilled (order value)", "money"),
-    ("reconciled", "Reconciled (order value)", "money"),
-    ("at_risk", "Money at risk in open exceptions", "money"),
-    ("open_exceptions", "Open exceptions", "count"),
-)
-
-
-def _figures(data: ReportData) -> dict[tuple[str, str], Any]:
-    out: dict[tuple[str, str], Any] = {}
-    for h in data.headline:
-        for key in ("sold", "paid", "invoiced", "fulfilled", "reconciled"):
-            out[(h["currency"], key)] = h[key]
-    for currency in data.currencies:
-        risk = data.at_risk.get(currency, {"amount": ZERO, "exceptions": 0})
-        out[(currency, "at_risk")] = risk["amount"]
-        out[(currency, "open_exceptions")] = risk["exceptions"]
-    out[("", "open_exceptions")] = data.metrics.get("open_exceptions", 0)
-    out[("", "reconciled_rate")] = data.metrics.get("reconciled_rate")
-    return out
-
-
-def changes(data: ReportData, previous: ReportData | None) -> list[dict[str, Any]]:
-    """Day-over-day changes of the headline figures, per currency, against the previous reconciled day.
-
-    Returns:
-        Rows of ``figure``, ``label``, ``currency`` ("" for all currencies), ``kind`` (money, count, rate),
-        ``today``, ``previous`` and ``change`` (None when the previous day has no such figure).
-    """
-    today = _figures(data)
-    before = _figures(previous) if previous is not None else {}
-    labels = {k: (label, kind) for k, label, kind in CHANGE_FIGURES}
-    labels["reconciled_rate"] = ("Share of orders reconciled", "rate")
-    rows = []
-    rank = {key: i for i, (key, _, _) in enumerate(CHANGE_FIGURES)}
-    for (currency, key), value in sorted(today.items(), key=lambda kv: (kv[0][0] == "", kv[0][0],
-                                                                         rank.get(kv[0][1], 99))):
-        label, kind = labels[key]
-        if currency == "" and key == "open_exceptions":
-            label = "Open exceptions (all currencies and none)"
-        old = before.get((currency, key))
-        rows.append({"figure": key, "label": label, "currency": currency, "kind": kind, "today": value,
-                     "previous": old,
-                     "change": (value - old) if value is not None and old is not None else None})
-    return rows
-
-
 def age_bucket(days: int) -> str:
     """The age bucket of an exception first seen ``days`` days before the as-of day (same as the dbt mart)."""
     for limit, label in ((1, AGE_BUCKETS[0]), (3, AGE_BUCKETS[1]), (7, AGE_BUCKETS[2]), (14, AGE_BUCKETS[3]),
@@ -491,100 +393,3 @@ def age_bucket(days: int) -> str:
         if days <= limit:
             return label
     return AGE_BUCKETS[5]
-
-
-def _trend(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any], has_store: bool) -> None:
-    window = {**params, "first": data.as_of_date - dt.timedelta(days=TREND_DAYS - 1)}
-    days = _rows(con, """
-        select as_of_date, orders_in_scope, orders_placed, orders_reconciled, orders_with_diffs, orders_on_hold,
-               reconciled_rate, diffs, diffs_opened, latency_p50_hours, latency_p95_hours
-        from marts.fct_reconciliation_daily
-        where as_of_date between $first and $as_of order by as_of_date""", window)
-    closed: dict[dt.date, dict[str, int]] = {}
-    if has_store:
-        for row in _rows(con, """
-            select as_of_date,
-                   count(*) filter (where event_type = 'opened') as exceptions_opened,
-                   count(*) filter (where to_status in ('resolved', 'auto_resolved', 'accepted')
-                                    and from_status in ('open', 'acknowledged')) as exceptions_closed
-            from recon.exception_events where as_of_date between $first and $as_of group by as_of_date""",
-                         window):
-            closed[row["as_of_date"]] = row
-    for day in days:
-        extra = closed.get(day["as_of_date"], {})
-        day["exceptions_opened"] = int(extra.get("exceptions_opened") or 0)
-        day["exceptions_closed"] = int(extra.get("exceptions_closed") or 0)
-    data.trend = days
-    if _exists(con, "marts", "fct_money_at_risk"):
-        data.trend_money = [
-            {**r, "amount_at_risk": _dec(r["amount_at_risk"])}
-            for r in _rows(con, """
-                select as_of_date, currency, cast(sum(amount_at_risk) as decimal(20, 4)) as amount_at_risk,
-                       sum(diffs) as diffs
-                from marts.fct_money_at_risk where as_of_date between $first and $as_of
-                  and currency <> 'mixed'  -- the mart's name for diffs in no single currency (amount 0)
-                group by as_of_date, currency order by as_of_date, currency""", window)]
-
-
-def _metrics(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any], has_store: bool) -> None:
-    window = {**params, "first": data.as_of_date - dt.timedelta(days=TREND_DAYS - 1)}
-    today = _rows(con, "select * from marts.fct_reconciliation_daily where as_of_date = $as_of", params)[0]
-    placed = con.execute("select coalesce(sum(orders_placed), 0) from marts.fct_reconciliation_daily "
-                         "where as_of_date between $first and $as_of", window).fetchall()[0][0]
-    m = data.metrics
-    m.update({
-        "orders_in_scope": today["orders_in_scope"],
-        "orders_reconciled": today["orders_reconciled"],
-        "reconciled_rate": today["reconciled_rate"],
-        "diffs": today["diffs"],
-        "diffs_opened": today["diffs_opened"],
-        "latency_p50_hours": today["latency_p50_hours"],
-        "latency_p95_hours": today["latency_p95_hours"],
-        "latency_p50_hours_30d": today["latency_p50_hours_30d"],
-        "latency_p95_hours_30d": today["latency_p95_hours_30d"],
-        "orders_first_reconciled_30d": today["orders_first_reconciled_30d"],
-        "orders_placed_30d": int(placed),
-    })
-    m.update(exceptions_opened_30d=0, exception_rate_30d=None)
-    if _exists(con, "marts", "fct_exception_rates"):
-        rates = _rows(con, """
-            select diff_type, system, sum(opened) as opened, max_by(open_diffs, as_of_date) filter
-                       (where as_of_date = $as_of) as open_today
-            from marts.fct_exception_rates where as_of_date between $first and $as_of
-            group by diff_type, system order by diff_type, system""", window)
-        for r in rates:
-            r["open_today"] = int(r["open_today"] or 0)
-            r["opened"] = int(r["opened"] or 0)
-            r["exception_rate"] = (r["opened"] / placed) if placed else None
-        data.exception_rates = rates
-        total_opened = sum(r["opened"] for r in rates)
-        m["exceptions_opened_30d"] = total_opened
-        m["exception_rate_30d"] = (total_opened / placed) if placed else None
-    if has_store and _exists(con, "marts", "fct_exception_resolution_metrics"):
-        rows = _rows(con, """
-            select owner, diff_type, sum(resolutions) as resolutions, sum(manual_resolutions) as manual,
-                   sum(total_days_to_resolve) as total_days
-            from marts.fct_exception_resolution_metrics
-            where resolved_as_of_date between $first and $as_of
-            group by owner, diff_type order by owner, diff_type""", window)
-        for r in rows:
-            r["resolutions"] = int(r["resolutions"])
-            r["manual"] = int(r["manual"])
-            r["mttr_days"] = (float(r["total_days"]) / r["resolutions"]) if r["resolutions"] else None
-            r["manual_rate"] = (r["manual"] / r["resolutions"]) if r["resolutions"] else None
-        data.resolution = rows
-        resolved = sum(r["resolutions"] for r in rows)
-        m["resolutions_30d"] = resolved
-        m["mttr_days_30d"] = (sum(float(r["total_days"] or 0) for r in rows) / resolved) if resolved else None
-        m["manual_intervention_rate_30d"] = (sum(r["manual"] for r in rows) / resolved) if resolved else None
-    else:
-        m.update(resolutions_30d=0, mttr_days_30d=None, manual_intervention_rate_30d=None)
-    for currency in data.currencies:
-        m[f"money_at_risk_{currency}"] = data.at_risk.get(currency, {"amount": ZERO})["amount"]
-
-
-def _freshness(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any]) -> None:
-    if _exists(con, "marts", "fct_system_freshness"):
-        data.freshness = _rows(con, "select system, role, last_seen_at, freshness_hours, is_stale "
-                                    "from marts.fct_system_freshness where as_of_date = $as_of order by system",
-                               params)
