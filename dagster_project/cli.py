@@ -139,8 +139,8 @@ def config_validate(ctx: click.Context, data: bool, date_: str | None) -> None:
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 def init(out: Path, systems: tuple[str, ...], force: bool) -> None:
     """Write a commented starting config for your systems, guessed from the files in their folders."""
-    from dagster_project.lib.config import ROLE_FIELDS
     from dagster_project.lib.onboarding.scaffold import ScaffoldError, scaffold
+    from ingestion.catalogue import ROLE_FIELDS
 
     if out.exists() and not force:
         raise click.ClickException(f"{out} exists; choose another --out or pass --force")

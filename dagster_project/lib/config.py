@@ -29,39 +29,21 @@ from pydantic import (
 )
 
 from dagster_project.lib.config_exceptions import NotificationsConfig, RoutingConfig, SlaConfig
+from ingestion.catalogue import (
+    DEFAULT_GRACE_HOURS,
+    DIFF_TYPES,
+    NESTED_RECORD_FIELDS,
+    ROLE_FIELDS,
+    ROLES,
+    FieldType,
+)
+from ingestion.catalogue import dbt_vars as catalogue_dbt_vars
 from ingestion.connectors import default_sync_mode
 
 DEMO_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 CONFIG_ENV_VAR = "RECON_CONFIG"
 
-Role = Literal["orders", "payments", "invoices", "fulfillments", "customers"]
-ROLES: tuple[str, ...] = ("orders", "payments", "invoices", "fulfillments", "customers")
-
-# The diff types, in catalogue order, with the name people read (reports, CLI, notifications).
-DIFF_TYPE_NAMES: dict[str, str] = {
-    "missing_payment": "Missing payment",
-    "missing_invoice": "Missing invoice",
-    "missing_fulfillment": "Missing fulfillment",
-    "unpaid_fulfillment": "Fulfilled but not paid",
-    "amount_mismatch": "Amount mismatch",
-    "currency_mismatch": "Currency mismatch",
-    "duplicate_record": "Duplicate record",
-    "orphan_record": "Record without an order",
-    "status_conflict": "Status conflict",
-    "customer_mismatch": "Customer mismatch",
-    "missing_enrichment": "Customer record missing",
-    "contract_violation": "Source contract broken",
-    "stale_source": "Source late (stale)",
-}
-DIFF_TYPES: tuple[str, ...] = tuple(DIFF_TYPE_NAMES)
-
-
-def diff_type_name(diff_type: str | None) -> str:
-    """The name people read for a diff type (``amount_mismatch`` -> "Amount mismatch"); an unknown type as is."""
-    if not diff_type:
-        return ""
-    return DIFF_TYPE_NAMES.get(diff_type, diff_type)
-
+Role = Literal[ROLES]  # type: ignore[valid-type]  # the catalogue's roles, as a type pydantic checks
 
 STATES: tuple[str, ...] = (
     "RECEIVED",
@@ -81,84 +63,6 @@ STATES: tuple[str, ...] = (
 # snapshot: each delivery is the whole table; a key absent from the latest snapshot is deleted as of it.
 SyncModeName = Literal["append", "append_dedup", "snapshot"]
 SYNC_MODES: tuple[str, ...] = ("append", "append_dedup", "snapshot")
-
-FieldType = Literal["string", "decimal", "integer", "timestamp", "json_array_length", "boolean"]
-
-# Canonical fields per role: name -> (type, required). DESIGN.md section 3.
-ROLE_FIELDS: dict[str, dict[str, tuple[FieldType, bool]]] = {
-    "orders": {
-        "order_id": ("string", True),
-        "customer_id": ("string", False),
-        "status": ("string", True),
-        "currency": ("string", True),
-        "total_amount": ("decimal", True),
-        "line_count": ("integer", False),
-        "ordered_at": ("timestamp", True),
-        "updated_at": ("timestamp", True),
-    },
-    "payments": {
-        "payment_id": ("string", True),
-        "order_id": ("string", True),
-        "customer_id": ("string", False),
-        "kind": ("string", True),
-        "status": ("string", True),
-        "currency": ("string", True),
-        "amount": ("decimal", True),
-        # refunds carried by the charge: its refunded total, or its list of refund objects (one shape
-        # per stream; docs/reconciliation-rules.md#refunds-and-credit-notes-three-shapes)
-        "refunded_amount": ("decimal", False),
-        "refunds": ("json_array_length", False),  # a nested list (JSON); see NESTED_RECORD_FIELDS
-        "captured_at": ("timestamp", False),
-        "updated_at": ("timestamp", True),
-    },
-    "invoices": {
-        "invoice_id": ("string", True),
-        "order_id": ("string", True),
-        "customer_id": ("string", False),
-        "kind": ("string", True),
-        "status": ("string", True),
-        "currency": ("string", True),
-        "amount": ("decimal", True),
-        "credited_amount": ("decimal", False),
-        "credit_notes": ("json_array_length", False),  # a nested list (JSON); see NESTED_RECORD_FIELDS
-        "issued_at": ("timestamp", False),
-        "updated_at": ("timestamp", True),
-    },
-    "fulfillments": {
-        "fulfillment_id": ("string", True),
-        "order_id": ("string", True),
-        "kind": ("string", False),
-        "status": ("string", True),
-        "line_count": ("integer", False),
-        "fulfilled_at": ("timestamp", False),
-        "updated_at": ("timestamp", True),
-    },
-    "customers": {
-        "customer_id": ("string", True),
-        "segment": ("string", False),
-        "plan": ("string", False),
-        "account_owner": ("string", False),
-        "updated_at": ("timestamp", True),
-    },
-}
-
-# Fields that map a list nested in each record to records of their own (a charge's refunds, an
-# invoice's credit notes): {from: <list>, id, amount, at[, status]}; and the total field of the same
-# role that must not be mapped beside it (the two would count the same money twice).
-NESTED_RECORD_FIELDS: dict[str, str] = {"refunds": "refunded_amount", "credit_notes": "credited_amount"}
-
-# The canonical words of the coded fields per role (DESIGN.md section 3): what the rules know. A staged
-# value outside these is an unmapped source word (staging keeps it lower-cased); `fields.<f>.values`
-# maps a source's own words onto them.
-ROLE_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
-    "orders": {"status": ("placed", "cancelled")},
-    "payments": {"kind": ("charge", "refund"),
-                 "status": ("succeeded", "failed", "pending", "refunded", "partially_refunded")},
-    "invoices": {"kind": ("invoice", "credit_note"), "status": ("draft", "posted", "void", "credited")},
-    "fulfillments": {"kind": ("shipment", "activation"),
-                     "status": ("pending", "shipped", "delivered", "activated", "cancelled", "returned")},
-    "customers": {},
-}
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -397,21 +301,6 @@ class FxRate(_Strict):
         return value
 
 
-_DEFAULT_GRACE = {
-    "missing_payment": 24.0,
-    "missing_invoice": 48.0,
-    "missing_fulfillment": 72.0,
-    "unpaid_fulfillment": 24.0,
-    "orphan_record": 24.0,
-    "status_conflict": 48.0,
-    "missing_enrichment": 24.0,
-    "amount_mismatch": 0.0,
-    "currency_mismatch": 0.0,
-    "duplicate_record": 0.0,
-    "customer_mismatch": 0.0,
-}
-
-
 class SeverityConfig(_Strict):
     default: Literal["low", "medium", "high", "critical"] = "medium"
     by_diff_type: dict[str, Literal["low", "medium", "high", "critical"]] = Field(default_factory=dict)
@@ -429,7 +318,7 @@ class RulesConfig(_Strict):
     fx_tolerance: float = Field(default=0.02, ge=0)
     fx_rates: list[FxRate] = Field(default_factory=list)
     # The documented defaults also when the config has no rules section (a validator does not run on a default).
-    grace_hours: dict[str, float] = Field(default_factory=lambda: dict(_DEFAULT_GRACE))
+    grace_hours: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_GRACE_HOURS))
     severity: SeverityConfig = Field(default_factory=SeverityConfig)
 
     @field_validator("grace_hours")
@@ -439,7 +328,7 @@ class RulesConfig(_Strict):
         negative = sorted(k for k, v in value.items() if v < 0)
         if negative:
             raise ValueError(f"grace hours must be >= 0, got negative values for {negative}")
-        return {**_DEFAULT_GRACE, **value}
+        return {**DEFAULT_GRACE_HOURS, **value}
 
 
 class OwnersConfig(_Strict):
@@ -570,6 +459,7 @@ class ReconConfig(_Strict):
             "roles": self.roles,
             "rules": self.rules.model_dump(mode="json", by_alias=True),
             "owners": self.owners.model_dump(mode="json"),
+            "catalogue": catalogue_dbt_vars(),
         }
         out: dict[str, Any] = {"recon": recon}
         if as_of_date is not None:

@@ -16,14 +16,24 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Sequence
 from functools import cache, cached_property
 from pathlib import Path
+from typing import Any
 
-from dagster_dbt import DbtCliResource, DbtProject
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject
+from dagster_dbt.asset_utils import (
+    extract_runtime_selection_from_args,
+    get_updated_cli_invocation_params_for_context,
+)
+from dagster_dbt.dagster_dbt_translator import validate_opt_translator
+from dagster_dbt.dbt_manifest import validate_manifest
 from packaging import version
 
 from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.dbt_codegen import lay_out_project
+from dagster_project.lib.dbt_in_process import InProcessDbt, parse_project, parsed_manifest
 from dagster_project.lib.errors import PlainError, without_traceback
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
@@ -95,10 +105,10 @@ def _project_for(config_json: str, state_dir: str, duckdb_path: str) -> DbtProje
     stamp = target / "recon_prepared.sha256"
     fingerprint = _fingerprint(config_json)
     if not project.manifest_path.exists() or not stamp.exists() or stamp.read_text() != fingerprint:
-        try:
-            project.preparer.prepare(project)
+        try:  # in this process (dagster-dbt's preparer would start a dbt subprocess); the manifest is kept
+            parse_project(project_dir, Path(project.profiles_dir or project_dir), target, config_json)
         except Exception as exc:  # dbt could not parse: say why in a line, not in dbt's stack trace
-            why = str(exc).split("Errors parsed from dbt logs:")[-1]  # dagster-dbt quotes dbt's own words last
+            why = str(exc)
             os_error = re.search(r"\[Errno \d+\][^\n]*", why)  # a full disk, a read-only folder: say just that
             said = os_error.group(0) if os_error else "\n".join(without_traceback(why).splitlines()[:5])
             raise DbtPrepareError(f"dbt could not parse the project of this config: {said} "
@@ -118,16 +128,61 @@ def get_dbt_project(config: ReconConfig) -> DbtProject:
 
 
 class ReconDbtCliResource(DbtCliResource):
-    """dagster-dbt's dbt CLI resource, told dbt's version instead of asking it.
+    """dagster-dbt's dbt resource, running dbt inside the step's process (``dbt_in_process``).
 
-    dagster-dbt runs ``dbt --version`` (a ~2 s subprocess, most of it importing dbt) once per resource
-    instance, which is once per run. The dbt it invokes is the dbt-core installed beside this Python
-    (``_dbt_on_path``), so the installed package's version is the same answer.
+    ``cli`` takes the same arguments and returns dagster-dbt's own ``DbtCliInvocation``, so assets
+    stream it as usual (``dbt.cli(args, context=context).stream()``); the selection a Dagster run asks
+    for (a subset of models or checks) is computed by dagster-dbt as for a subprocess. Only the process
+    differs: dbt runs in a thread of this one, on a manifest parsed once per process.
     """
 
     @cached_property
     def _cli_version(self) -> version.Version:
+        # dagster-dbt would run `dbt --version` (a ~2 s subprocess) to learn what is installed here.
         return version.parse(importlib.metadata.version("dbt-core"))
+
+    def cli(self, args: Sequence[str], *, raise_on_error: bool = True, manifest: Any = None,  # type: ignore[override]
+            dagster_dbt_translator: DagsterDbtTranslator | None = None,
+            context: dg.OpExecutionContext | dg.AssetExecutionContext | None = None,
+            target_path: Path | None = None) -> DbtCliInvocation:
+        translator = validate_opt_translator(dagster_dbt_translator) or DagsterDbtTranslator()
+        cleaned, selects, excludes = extract_runtime_selection_from_args(args)
+        params = get_updated_cli_invocation_params_for_context(
+            context=context, manifest=validate_manifest(manifest) if manifest else {},
+            dagster_dbt_translator=translator, runtime_selects=selects, runtime_excludes=excludes)
+        project = params.dbt_project
+        project_dir = Path(project.project_dir if project else self.project_dir)
+        profiles_dir = Path(self.profiles_dir or project_dir)
+        target = Path(target_path or self._get_unique_target_path(context=context))
+        if not target.is_absolute():
+            target = project_dir / target
+        target.mkdir(parents=True, exist_ok=True)
+        prepared = Path(project.target_path) if project else project_dir / "target"
+        if not prepared.is_absolute():
+            prepared = project_dir / prepared
+        dbt_args = [*self.global_config_flags, *cleaned, *params.selection_args,
+                    *(["--profile", self.profile] if self.profile else []),
+                    *(["--target", self.target] if self.target else []),
+                    *(["--indirect-selection", params.indirect_selection] if params.indirect_selection else []),
+                    "--quiet", "--no-send-anonymous-usage-stats", "--project-dir", str(project_dir),
+                    "--profiles-dir", str(profiles_dir), "--target-path", str(target), "--log-path", str(target)]
+        parsed = parsed_manifest(project_dir, profiles_dir, prepared, _vars_of(cleaned))
+        return DbtCliInvocation(
+            process=InProcessDbt(dbt_args, parsed),  # type: ignore[arg-type]  # a Popen, as far as dagster-dbt reads
+            manifest=params.manifest, dagster_dbt_translator=params.dagster_dbt_translator,
+            project_dir=project_dir, target_path=target, raise_on_error=raise_on_error,
+            cli_version=self._cli_version, project=project, context=context, adapter=None)
+
+
+def _vars_of(args: Sequence[str]) -> str:
+    # The --vars of the command: the manifest is parsed with the same vars the command runs with.
+    args = list(args)
+    for i, arg in enumerate(args):
+        if arg == "--vars" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--vars="):
+            return arg.split("=", 1)[1]
+    return "{}"
 
 
 def get_dbt_resource(config: ReconConfig) -> DbtCliResource:

@@ -24,7 +24,7 @@ from typing import Any
 import click
 import duckdb
 
-from dagster_project.lib.config import ConfigError, ReconConfig, diff_type_name, load_config
+from dagster_project.lib.config import ConfigError, ReconConfig, load_config
 from dagster_project.lib.exceptions_read import (
     SEVERITIES,
     SHORT_ID,
@@ -38,6 +38,7 @@ from dagster_project.lib.exceptions_read import (
     queue_digest,
 )
 from dagster_project.lib.money import format_money
+from ingestion.catalogue import diff_title
 
 ACTOR_ENV = "RECON_ACTOR"
 OWNER_ENV = "RECON_OWNER"
@@ -203,7 +204,7 @@ def show(ctx: click.Context, exception_id: str, as_json: bool) -> None:
     if as_json:
         _echo_json({"exception": ex, "events": events})
         return
-    click.echo(f"Exception {ex['exception_id']}: {diff_type_name(ex['diff_type'])} ({ex['diff_type']}) on "
+    click.echo(f"Exception {ex['exception_id']}: {diff_title(ex['diff_type'])} ({ex['diff_type']}) on "
                f"{ex['system']} for order {ex['order_id']}")
     due = _when(ex["due_at"]) + " UTC" + (" (PAST DUE as of the latest run)" if ex["overdue"] else "")
     facts = [

@@ -1,5 +1,6 @@
 {#
-  The platform config as passed in `--vars` (key `recon`): systems, roles, rules, owners.
+  The platform config as passed in `--vars` (key `recon`): systems, roles, rules, owners, and the
+  catalogue (ingestion/catalogue.py: each role's staged columns).
   Returns a dict with every top-level key present, so callers can `.get()` safely.
 #}
 {% macro recon_config() -%}
@@ -9,5 +10,6 @@
         'roles': cfg.get('roles') or {},
         'rules': cfg.get('rules') or {},
         'owners': cfg.get('owners') or {},
+        'catalogue': cfg.get('catalogue') or {},
     }) -%}
 {%- endmacro %}

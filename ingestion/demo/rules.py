@@ -11,20 +11,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-#: Every diff type the generator knows about, in catalogue order (contract_violation is not generated).
-DIFF_TYPES: tuple[str, ...] = (
-    "missing_payment",
-    "missing_invoice",
-    "missing_fulfillment",
-    "unpaid_fulfillment",
-    "amount_mismatch",
-    "currency_mismatch",
-    "duplicate_record",
-    "orphan_record",
-    "status_conflict",
-    "customer_mismatch",
-    "missing_enrichment",
-)
+from ingestion.catalogue import DIFF_CATALOGUE
+
+#: Every diff type the generator injects: the order-level types of the catalogue, in its order
+#: (contract_violation and stale_source are about systems, raised by the contract and freshness checks).
+DIFF_TYPES: tuple[str, ...] = tuple(d.name for d in DIFF_CATALOGUE if d.order_level)
 
 _FOUR_PLACES = Decimal("0.0001")
 _CENT = Decimal("0.01")

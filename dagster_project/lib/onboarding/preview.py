@@ -34,9 +34,10 @@ from typing import Any
 
 import duckdb
 
-from dagster_project.lib.config import NESTED_RECORD_FIELDS, ROLE_FIELDS, ROLE_VALUES, ReconConfig
+from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.contracts.rules import lit, q
 from dagster_project.lib.contracts.rules import text_sql as raw_text_sql
+from ingestion.catalogue import NESTED_RECORD_FIELDS, ROLE_FIELDS, ROLE_VALUES
 
 EXAMPLES = 3
 _DBT_ENV = ("RECON_DUCKDB_PATH", "DBT_TARGET_PATH", "RECON_DBT_FINGERPRINT", "RECON_AS_OF_DATE")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib.config import NESTED_RECORD_FIELDS, ROLE_FIELDS, ROLE_VALUES, ROLES
+from ingestion.catalogue import NESTED_RECORD_FIELDS, ROLE_FIELDS, ROLE_VALUES, ROLES
 
 # Column names (normalized: lower case, letters and digits only) that obviously hold a canonical field.
 SYNONYMS: dict[str, tuple[str, ...]] = {

@@ -17,10 +17,10 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from dagster_project.lib.config import diff_type_name
 from dagster_project.lib.money import format_amount
 from dagster_project.lib.reports import charts
 from dagster_project.lib.reports.data import AGE_BUCKETS, BUCKETS, MEASURES, ReportData
+from ingestion.catalogue import diff_title
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 GROUP_LIMIT = 25  # rows a group of the drill-down lists shows in the HTML (the CSV and XLSX hold all)
@@ -154,7 +154,7 @@ def render_html(data: ReportData, generated_at: str | None = None) -> str:
                 "exceptions": sum(r["exceptions"] for r in cells)}
 
     def risk_chart(currency: str) -> str:
-        rows = [(diff_type_name(t["diff_type"]),
+        rows = [(diff_title(t["diff_type"]),
                  [(b, (t["buckets"].get(b) or {}).get("amount", 0), AGE_COLOURS[b]) for b in AGE_BUCKETS])
                 for t in risk_types(currency)]
         return charts.stacked_bars(rows, title=f"Money at risk {currency} by difference and age")
@@ -195,7 +195,7 @@ def render_html(data: ReportData, generated_at: str | None = None) -> str:
         labels, money_series, title="Amount at risk in all of the day's differences, per currency")
     return _template().render(
         d=data, m=data.metrics, measures=MEASURES, age_buckets=AGE_BUCKETS, risk_currencies=risk_currencies,
-        money=money, n=n, pct=pct, hours=hours, days=days, sys=sys, check=check, risk=risk, name=diff_type_name,
+        money=money, n=n, pct=pct, hours=hours, days=days, sys=sys, check=check, risk=risk, name=diff_title,
         subject=subject, delta=delta, delta_text=delta_text, fig=fig, change=change, today=today,
         tie_chart=tie_chart, risk_types=risk_types, risk_bucket_total=risk_bucket_total, risk_chart=risk_chart,
         open_groups=open_groups, order_groups=order_groups, no_currency_orders=no_currency_orders,

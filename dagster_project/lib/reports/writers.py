@@ -11,10 +11,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dagster_project.lib.config import diff_type_name
 from dagster_project.lib.exceptions_read import plain
 from dagster_project.lib.money import currency_digits
 from dagster_project.lib.reports.data import MEASURES, ZERO, ReportData
+from ingestion.catalogue import diff_title
 
 # (file stem / sheet name, section attribute, columns), in the report's order.
 SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -57,7 +57,7 @@ def section_rows(data: ReportData, attr: str) -> list[dict[str, Any]]:
                 for h in data.headline]
     else:
         rows = getattr(data, attr)
-    return [{**r, "difference": diff_type_name(r["diff_type"])} if "diff_type" in r else r for r in rows]
+    return [{**r, "difference": diff_title(r["diff_type"])} if "diff_type" in r else r for r in rows]
 
 
 def _text(value: Any) -> str:

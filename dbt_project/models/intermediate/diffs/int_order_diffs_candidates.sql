@@ -5,7 +5,7 @@
 {%- set tol = tolerance('total_amount', 'line_count') %}
 {%- set fx_tol = tolerance('total_amount', 'line_count', fx=true) %}
 {%- set has = {} %}
-{%- for role in ['orders', 'payments', 'invoices', 'fulfillments', 'customers'] %}
+{%- for role in recon_config().roles %}
     {%- do has.update({role: role_is_configured(role)}) %}
 {%- endfor %}
 {%- set grace = recon_config().rules.get('grace_hours') or {} %}
