@@ -114,12 +114,14 @@ def test_chromium_renders_the_report_and_its_key_figures(tmp_path: Path, demo_co
 # ---- on a real demo run -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One small demo (2 days) for the module, run as `make screenshots` runs it."""
-    home = tmp_path_factory.mktemp("screenshots") / "home"
+# One test, one small demo (2 days, run as `make screenshots` runs it): under xdist a module-scoped
+# fixture would run once per worker that takes one of the module's tests, so the checks share a test.
+@pytest.mark.slow
+def test_demo_report_matches_the_marts_and_make_screenshots_takes_the_pictures(tmp_path: Path) -> None:
+    home = tmp_path / "home"
     screenshots.ensure_demo(home, orders=300, days=2, echo=lambda _: None)
-    return home
+    check_report_figures_against_the_marts(home, tmp_path / "figures")
+    check_the_screenshots(home, tmp_path / "shots")
 
 
 def marts_figures(home: Path, as_of: dt.date) -> dict:
@@ -149,8 +151,8 @@ def marts_figures(home: Path, as_of: dt.date) -> dict:
         con.close()
 
 
-@pytest.mark.slow
-def test_report_figures_on_the_page_equal_the_marts(demo_home: Path, tmp_path: Path) -> None:
+def check_report_figures_against_the_marts(demo_home: Path, tmp_path: Path) -> None:
+    """The first screen's figures in the browser's DOM equal the marts of the demo's DuckDB file."""
     report = screenshots.latest_report(demo_home)
     as_of = dt.date.fromisoformat(report.parent.name)
     dom = chromium(["--virtual-time-budget=2000", "--dump-dom", report.as_uri()], tmp_path / "profile")
@@ -174,9 +176,8 @@ def test_report_figures_on_the_page_equal_the_marts(demo_home: Path, tmp_path: P
     assert page.by_id["tie-out-status"] == "sums exactly"
 
 
-@pytest.mark.slow
-def test_make_screenshots_renders_the_report_an_exception_and_the_asset_graph(demo_home: Path,
-                                                                             tmp_path: Path) -> None:
+def check_the_screenshots(demo_home: Path, tmp_path: Path) -> None:
+    """`make screenshots`' code takes the report's first screen, an exception's `show` and the asset graph."""
     shots = screenshots.shoot_all(demo_home, tmp_path / "images", tmp_path / "scratch", echo=lambda _: None)
     assert set(shots) == {"report", "exception", "asset_graph"}
     for name, png in shots.items():
