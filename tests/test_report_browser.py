@@ -110,6 +110,14 @@ def test_chromium_renders_the_report_and_its_key_figures(tmp_path: Path, demo_co
     # the legend comes before the bars it explains
     assert dom.index('class="legend"') < dom.index('class="chart"')
 
+    # printed to PDF from the browser: A4 landscape (the print stylesheet's @page), several pages
+    pdf = tmp_path / "report.pdf"
+    chromium(["--no-pdf-header-footer", f"--print-to-pdf={pdf}", result.html.as_uri()], tmp_path / "profile3")
+    body = pdf.read_bytes()
+    boxes = {tuple(float(v) for v in box.split()) for box in re.findall(rb"/MediaBox\s*\[([^\]]*)\]", body)}
+    assert boxes and all(round(w) == 842 and round(h) == 595 for _, _, w, h in boxes), boxes
+    assert len(re.findall(rb"/Type\s*/Page[^s]", body)) >= 3  # the long sections start on a page of their own
+
 
 # ---- on a real demo run -------------------------------------------------------------------------
 
