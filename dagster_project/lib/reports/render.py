@@ -175,6 +175,10 @@ def render_html(data: ReportData, generated_at: str | None = None) -> str:
                     for (c, b), rows in _groups(data.orders_not_reconciled, lambda r: (r["currency"], r["bucket"]))]
     no_currency_orders = [(reason, rows) for (reason,), rows in
                           _groups(data.no_currency_orders, lambda r: (r["reason"],))]
+    change_rows: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in data.changes:
+        if r["currency"]:
+            change_rows.setdefault(r["label"], {})[r["currency"]] = r
     today = next((r for r in data.trend if r["as_of_date"] == data.as_of_date),
                  {"exceptions_opened": None, "exceptions_closed": None})
 
@@ -196,7 +200,8 @@ def render_html(data: ReportData, generated_at: str | None = None) -> str:
     return _template().render(
         d=data, m=data.metrics, measures=MEASURES, age_buckets=AGE_BUCKETS, risk_currencies=risk_currencies,
         money=money, n=n, pct=pct, hours=hours, days=days, sys=sys, check=check, risk=risk, name=diff_title,
-        subject=subject, delta=delta, delta_text=delta_text, fig=fig, change=change, today=today,
+        subject=subject, delta=delta, delta_text=delta_text, fig=fig, change=change, change_rows=list(change_rows.items()),
+        today=today,
         tie_chart=tie_chart, risk_types=risk_types, risk_bucket_total=risk_bucket_total, risk_chart=risk_chart,
         open_groups=open_groups, order_groups=order_groups, no_currency_orders=no_currency_orders,
         group_limit=GROUP_LIMIT,
