@@ -59,8 +59,10 @@ def peak_rss() -> dict[str, float]:
 
 def phase_of(step_key: str) -> str:
     """The phase a step of the nightly job belongs to."""
+    if step_key.endswith("__contract_checks"):
+        return "contracts"
     if step_key.startswith("raw__"):
-        return "contracts" if step_key.endswith("_contract") else "landing"
+        return "landing"
     return {"recon_dbt_models": "dbt", "recon_dbt_after_exceptions": "dbt", "exceptions": "exceptions", "exception_notifications": "notifications",
             "reconciliation_report": "report"}.get(step_key, step_key)
 
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             "phases": phases,
             "landing_per_stream": {k.removeprefix("raw__"): v for k, v in plat["steps"].items()
                                    if phase_of(k) == "landing"},
-            "contracts_per_stream": {k.removeprefix("raw__").removesuffix("_contract"): v
+            "contracts_per_stream": {k.removesuffix("__contract_checks"): v
                                      for k, v in plat["steps"].items() if phase_of(k) == "contracts"},
             "platform_peak_rss_mib": plat["peak_rss_mib"], "script_peak_rss_mib": script["peak_rss_mib"],
             "diffs_platform": n_platform, "diffs_script": n_script, "by_type": script["by_type"],

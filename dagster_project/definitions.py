@@ -35,7 +35,7 @@ def build_definitions_for(config: ReconConfig) -> dg.Definitions:
         reconciliation_schedules.build_defs(config),
         dg.Definitions(
             resources={
-                "duckdb": DuckDBResource(database=str(config.duckdb_path)),
+                "duckdb": DuckDBResource(database=str(config.duckdb_path), state_dir=str(config.state_dir)),
                 "dbt": get_dbt_resource(config),
             },
             # One DuckDB file has one writer: run each step in the run's own process, in order.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,12 +17,13 @@ import pytest
 
 from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
 from dagster_project.lib.dbt_codegen import lay_out_project
+from dagster_project.lib.dbt_in_process import invoke
+from dagster_project.lib.dbt_project import AS_OF_DATE_ENV
 from ingestion.sync import sync_system
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-DBT = Path(sys.executable).parent / "dbt"
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_dbt import drop_files  # noqa: E402
@@ -53,12 +53,11 @@ def test_generator_and_hand_written_script_agree_with_the_platform(tmp_path: Pat
                 sync_system(con, name, system)
         finally:
             con.close()
-        cmd = [str(DBT), "run", "--project-dir", str(project), "--profiles-dir", str(project),
-               "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
-               "--vars", json.dumps(config.dbt_vars(day))]
-        dbt_env = {**os.environ, "RECON_DUCKDB_PATH": str(config.duckdb_path), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        proc = subprocess.run(cmd, env=dbt_env, capture_output=True, text=True, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stdout[-5000:]
+        os.environ.update({"RECON_DUCKDB_PATH": str(config.duckdb_path), AS_OF_DATE_ENV: str(day)})
+        outcome = invoke(["run", "--no-send-anonymous-usage-stats", "--project-dir", str(project),
+                          "--profiles-dir", str(project), "--target-path", str(tmp_path / "target"),
+                          "--log-path", str(tmp_path / "logs"), "--vars", json.dumps(config.dbt_vars())])
+        assert outcome.returncode == 0, outcome.stdout[-5000:]
         con = duckdb.connect(str(config.duckdb_path), read_only=True)
         try:
             return set(con.execute("select order_id, diff_type, system, amount_at_risk from marts.fct_order_diffs "

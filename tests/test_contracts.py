@@ -411,14 +411,22 @@ def test_dagster_checks(con, config, gx_dir):
     land(con, "erp", "documents", documents(), {c: t for c, t in DOCUMENT_TYPES.items() if c != "DocNo"})
     con.close()
     defs = _check_defs(config, gx_dir)
-    assert len(list(defs.asset_checks or [])) == sum(len(s.streams) for s in config.systems.values())
+    streams = sum(len(s.streams) for s in config.systems.values())
+    assert len(list(defs.asset_checks or [])) == streams  # one step per stream, validating it once
+    blocking = {spec.name: spec.blocking for d in defs.asset_checks for spec in d.check_specs}
+    assert blocking == {"contract": True, "contract_rows": False}
     job = defs.resolve_job_def("contract_checks")
     result = job.execute_in_process(tags={"dagster/partition": str(yesterday)},
                                     raise_on_error=False)
-    evaluations = {tuple(e.asset_key.path[1:]): e for e in result.get_asset_check_evaluations()}
-    psp, erp = evaluations[("psp", "charges")], evaluations[("erp", "documents")]
-    assert not evaluations[("psp", "refunds")].passed  # not landed: a failure, never a pass
-    assert not psp.passed and psp.severity == dg.AssetCheckSeverity.WARN
+    evaluations = {(*e.asset_key.path[1:], e.check_name): e for e in result.get_asset_check_evaluations()}
+    assert len(evaluations) == 2 * streams
+    psp, erp = evaluations[("psp", "charges", "contract_rows")], evaluations[("erp", "documents", "contract")]
+    assert not evaluations[("psp", "refunds", "contract")].passed  # not landed: a failure, never a pass
+    assert not evaluations[("psp", "refunds", "contract_rows")].passed  # its rules could not run either
+    # psp.charges only warns: its blocking check passes, its non-blocking one fails with WARN
+    assert evaluations[("psp", "charges", "contract")].passed
+    assert not psp.passed and psp.severity == dg.AssetCheckSeverity.WARN and not psp.blocking
+    assert psp.description.startswith("1 row(s) quarantined, the run goes on: psp.charges column currency")
     assert psp.metadata["quarantined_rows"].value == 1
     assert psp.metadata["failing_expectations"].value[0]["rule_id"] == "currency_iso:currency"
     result_file = Path(psp.metadata["validation_result"].value)
@@ -434,8 +442,47 @@ def test_dagster_checks(con, config, gx_dir):
     (charges_run,) = (p.read_text() for p in (index.parent / "validations" / "psp__charges__contract").rglob("*.html"))
     text = " ".join(re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style).*?</\1>", "", charges_run, flags=re.S)).split())
     assert "currency is an ISO 4217 currency code 1 " in text  # the failed expectation, with its count
-    assert not erp.passed and erp.severity == dg.AssetCheckSeverity.ERROR
+    assert not erp.passed and erp.severity == dg.AssetCheckSeverity.ERROR and erp.blocking
     assert "erp.documents column DocNo" in erp.description
+
+
+def test_only_the_blocking_contract_check_stops_what_is_downstream(con, config, gx_dir):
+    """psp.charges only warns (its downstream runs); erp.documents lacks a mapped column (its downstream is skipped)."""
+    from dagster_project.defs.contracts.checks import build_checks
+    from dagster_project.lib.partitions import daily_partitions
+
+    rows = charges()
+    rows[0]["currency"] = "xx1"
+    yesterday = dt.date.today() - dt.timedelta(days=1)
+    delivered = dt.datetime.combine(yesterday, dt.time(20), tzinfo=dt.UTC)
+    land(con, "psp", "charges", rows, CHARGE_TYPES, extracted_at=delivered, file_modified=delivered)
+    land(con, "erp", "documents", documents(), {c: t for c, t in DOCUMENT_TYPES.items() if c != "DocNo"})
+    con.close()
+    partitions = daily_partitions(config)
+    streams = [dg.AssetKey(["raw", "psp", "charges"]), dg.AssetKey(["raw", "erp", "documents"])]
+
+    def step(key: dg.AssetKey, deps: list[dg.AssetKey]) -> dg.AssetsDefinition:
+        @dg.asset(key=key, deps=deps, partitions_def=partitions)
+        def _step() -> None:
+            """Landed above (a stream) or reads the stream (downstream)."""
+
+        return _step
+
+    after = {k: dg.AssetKey(["after", k.path[1]]) for k in streams}
+    checks = [c for c in build_checks(config, gx_dir) if {s.asset_key for s in c.check_specs} <= set(streams)]
+    assert len(checks) == 2
+    result = dg.materialize([*(step(k, []) for k in streams), *(step(after[k], [k]) for k in streams), *checks],
+                            partition_key=str(yesterday), raise_on_error=False,
+                            resources={"duckdb": DuckDBResource(database=str(config.duckdb_path))})
+    verdicts = {(e.asset_key.path[1], e.check_name): (e.passed, e.severity.value)
+                for e in result.get_asset_check_evaluations()}
+    assert len(verdicts) == 4 and verdicts[("erp", "contract_rows")][1] == "WARN"
+    assert {k: v for k, v in verdicts.items() if k != ("erp", "contract_rows")} == {
+        ("psp", "contract"): (True, "ERROR"), ("psp", "contract_rows"): (False, "WARN"),
+        ("erp", "contract"): (False, "ERROR")}
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert after[streams[0]] in materialized  # a warning lets the run go on
+    assert after[streams[1]] not in materialized  # the blocking failure stops what reads the stream
 
 
 def test_cli_check(con, config, gx_dir, tmp_path):

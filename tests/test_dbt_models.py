@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +23,12 @@ from dagster_project.lib.dbt_codegen import (
     render_files,
     write_generated_files,
 )
+from dagster_project.lib.dbt_in_process import DbtOutcome, invoke
+from dagster_project.lib.dbt_project import AS_OF_DATE_ENV
 from ingestion import catalogue
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO / "dbt_project"
-DBT = Path(sys.executable).parent / "dbt"
 
 
 def _field(source: str | None = None, **kw: Any) -> dict[str, Any]:
@@ -321,18 +320,24 @@ class DbtEnv:
         lay_out_project(self.project, DBT_PROJECT, recon_vars())
 
     def dbt(self, *args: str, as_of: str | None = None, check: bool = True,
-            recon: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "RECON_DUCKDB_PATH": str(self.db), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        vars_ = recon_vars(as_of)
+            recon: dict[str, Any] | None = None) -> DbtOutcome:
+        """One dbt command, run in this process as the platform runs it: the day in RECON_AS_OF_DATE (so the
+        vars, and dbt's partial parse, stay the same from day to day), the database in RECON_DUCKDB_PATH."""
+        os.environ["RECON_DUCKDB_PATH"] = str(self.db)
+        if as_of is None:
+            os.environ.pop(AS_OF_DATE_ENV, None)
+        else:
+            os.environ[AS_OF_DATE_ENV] = as_of
+        vars_ = recon_vars()
         if recon is not None:
             vars_["recon"] = recon
-        cmd = [str(DBT), *args, "--project-dir", str(self.project), "--profiles-dir", str(self.project),
-               "--target-path", str(self.tmp / "target"), "--log-path", str(self.tmp / "logs"),
-               "--vars", json.dumps(vars_)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=self.tmp)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}")
-        return proc
+        outcome = invoke([*args, "--no-send-anonymous-usage-stats", "--no-use-colors",
+                          "--project-dir", str(self.project), "--profiles-dir", str(self.project),
+                          "--target-path", str(self.tmp / "target"), "--log-path", str(self.tmp / "logs"),
+                          "--vars", json.dumps(vars_)])
+        if check and outcome.returncode != 0:
+            raise AssertionError(f"dbt {' '.join(args)} failed:\n{outcome.stdout[-6000:]}")
+        return outcome
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         con = duckdb.connect(str(self.db), read_only=True)

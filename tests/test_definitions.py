@@ -47,6 +47,13 @@ def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_
         dg.AssetKey(["intermediate", "int_payments_unioned"])).parent_keys
     steps = [n.name for n in job.nodes_in_topological_order]
     assert steps.index("recon_dbt_models") < steps.index("exceptions") < steps.index("recon_dbt_after_exceptions")
+    # Each stream's contract: a blocking check that fails only when it blocks, and a non-blocking one for
+    # the rows it quarantines (the UI says "blocking" from the declaration), in the nightly job.
+    checks = {(key.asset_key.to_user_string(), key.name): graph.get_check_spec(key).blocking
+              for key in graph.asset_check_keys if key.name.startswith("contract")}
+    streams = [f"raw/{s}/{t}" for s, c in demo_config.systems.items() for t in c.streams]
+    assert checks == {**{(k, "contract"): True for k in streams}, **{(k, "contract_rows"): False for k in streams}}
+    assert {(k.asset_key.to_user_string(), k.name) for k in job.asset_layer.asset_graph.asset_check_keys} >= set(checks)
     # What the UI shows a user names no repository file: no docs/ paths, no local file:// links.
     for spec in defs.resolve_all_asset_specs():
         shown = f"{spec.description or ''} " + " ".join(

@@ -15,8 +15,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,12 +25,13 @@ import yaml
 
 from dagster_project.lib.config import load_config
 from dagster_project.lib.dbt_codegen import lay_out_project
+from dagster_project.lib.dbt_in_process import invoke
+from dagster_project.lib.dbt_project import AS_OF_DATE_ENV
 from ingestion.sync import sync_system
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-DBT = Path(sys.executable).parent / "dbt"
 NIGHTS = [date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)]
 D1, D2, D3 = NIGHTS
 
@@ -260,12 +259,12 @@ class Project:
             con.close()
 
     def build(self, day: date, command: str = "run") -> None:
-        env = {**os.environ, "RECON_DUCKDB_PATH": str(self.config.duckdb_path), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        cmd = [str(DBT), command, "--project-dir", str(self.project), "--profiles-dir", str(self.project),
-               "--target-path", str(self.tmp / "target"), "--log-path", str(self.tmp / "logs"),
-               "--vars", json.dumps(self.config.dbt_vars(day))]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=self.tmp)
-        assert proc.returncode == 0, proc.stdout[-5000:]
+        # In this process, as the platform runs dbt: the day in the environment, the vars the same every night.
+        os.environ.update({"RECON_DUCKDB_PATH": str(self.config.duckdb_path), AS_OF_DATE_ENV: str(day)})
+        outcome = invoke([command, "--no-send-anonymous-usage-stats", "--project-dir", str(self.project),
+                          "--profiles-dir", str(self.project), "--target-path", str(self.tmp / "target"),
+                          "--log-path", str(self.tmp / "logs"), "--vars", json.dumps(self.config.dbt_vars())])
+        assert outcome.returncode == 0, outcome.stdout[-5000:]
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         con = duckdb.connect(str(self.config.duckdb_path), read_only=True)

@@ -206,7 +206,7 @@ def test_critical_at_once_and_one_digest_per_owner(con, cfg, http, smtp):
     assert len(slack) == 3
     critical = next(p["json"] for p in slack if "critical" in p["json"]["text"])
     text = json.dumps(critical)
-    for needle in ("SO-1", "CUS-SO-1", "EUR 5,000.00", "revenue-ops", "recon order SO-1", "posted invoice"):
+    for needle in ("SO-1", "CUS-SO-1", "EUR 5,000.00", "revenue-ops", "recon exceptions show ", "posted invoice"):
         assert needle in text
     assert {b["type"] for b in critical["blocks"]} == {"section", "context"}
     digests = [p["json"] for p in slack if p["json"]["blocks"][0]["type"] == "header"]
@@ -223,13 +223,18 @@ def test_webhook_carries_idempotency_key_token_and_the_context(con, cfg, http, s
     (post,) = http.on("/hook")
     assert post["headers"]["Authorization"] == f"Bearer {WEBHOOK_TOKEN}"
     assert post["headers"]["Idempotency-Key"] == post["json"]["message_id"]
+    assert post["json"]["schema"] == "recon.notification/v1"
     (item,) = post["json"]["items"]
-    assert {k: item[k] for k in ("order_id", "customer_id", "owner", "amount_at_risk", "currency", "timeline")} == {
+    (exception_id,) = con.execute("select exception_id from recon.exceptions").fetchall()[0]
+    assert {k: item[k] for k in ("order_id", "customer_id", "owner", "amount_at_risk", "currency", "amount_display",
+                                 "diff_type", "diff_name", "system", "short_id", "command", "link")} == {
         "order_id": "SO-1", "customer_id": "CUS-SO-1", "owner": "revenue-ops", "amount_at_risk": "5000.0000",
-        "currency": "EUR", "timeline": "recon order SO-1"}
-    assert item["due_at"] == "2026-10-02 04:00"
-    assert item["diffs"] == [{"system": "erp", "diff_type": "missing_invoice", "expected": "posted invoice",
-                              "actual": "none", "amount_at_risk": "5000.0000"}]
+        "currency": "EUR", "amount_display": "EUR 5,000.00", "diff_type": "missing_invoice",
+        "diff_name": "Missing invoice", "system": "erp", "short_id": exception_id[:10],
+        "command": f"recon exceptions show {exception_id[:10]}", "link": None}
+    assert (item["due_at"], item["as_of_date"], item["overdue"]) == ("2026-10-02T04:00:00Z", "2026-10-01", False)
+    assert item["diffs"] == [{"system": "erp", "diff_type": "missing_invoice", "diff_name": "Missing invoice",
+                              "expected": "posted invoice", "actual": "none", "amount_at_risk": "5000.0000"}]
 
 
 def test_email_is_multipart_text_and_html_to_the_owner(con, cfg, http, smtp):
@@ -245,7 +250,7 @@ def test_email_is_multipart_text_and_html_to_the_owner(con, cfg, http, smtp):
     parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in mail.walk()
              if not p.is_multipart()}
     assert set(parts) == {"text/plain", "text/html"}
-    assert "Customer: CUS-SO-1" in parts["text/plain"] and "recon order SO-1" in parts["text/plain"]
+    assert "Customer:       CUS-SO-1" in parts["text/plain"] and "Next: recon exceptions show " in parts["text/plain"]
     assert "<table" in parts["text/html"] and "EUR 5,000.00" in parts["text/html"]
 
 

@@ -1,9 +1,19 @@
-"""The Dagster UI as a data engineer meets it: `dagster dev` on loopback shows the asset graph and the schedule."""
+"""The Dagster UI as a data engineer meets it: `dagster dev` on loopback after one demo night.
+
+One night of a small demo runs in this process into the instance `dagster dev` then serves, so the
+UI shows real materializations and check results: the asset graph and the schedule, no first-visit
+pop-up, partitions from the demo's start to its end only, the contract checks (blocking `contract`
+passes, non-blocking `contract_rows` warns on a demo stream whose rows break its contract by design),
+and the dbt models' per-model Execution Duration.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -107,9 +117,42 @@ class DagsterDev:
         return body["data"]
 
 
-def test_dagster_dev_shows_the_asset_graph_groups_and_the_schedule(tmp_path: Path, recon_home: Path) -> None:
-    env = {k: os.environ[k] for k in ("RECON_HOME", "RECON_DEMO_DATA")}
-    with DagsterDev(tmp_path, env) as ui:
+def page_text(dom: str) -> str:
+    """The visible text of a dumped DOM, whitespace collapsed."""
+    text = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", dom, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
+
+
+def evaluation_tag(dom: str) -> tuple[str, str]:
+    """The icon and the label of a check page's "Evaluation result" tag, e.g. ``("warning_outline", "Failed")``."""
+    after = dom.split("Evaluation result", 1)[1]
+    icon = re.search(r'aria-label="([^"]+)"', after)
+    label = re.search(r'data-tooltip="([^"]+)"', after)
+    assert icon and label, after[:500]
+    return icon.group(1), label.group(1)
+
+
+def one_demo_night(ui: DagsterDev, monkeypatch) -> None:
+    """Generate a 7-day demo, as `recon demo` does end the partitions with its data, and run its first day."""
+    from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+    from dagster_project.lib.runner import run_days
+    from ingestion.demo.generator import generate
+
+    monkeypatch.setenv("DAGSTER_HOME", str(ui.home))  # the run goes into the instance the UI serves
+    config = load_config(DEMO_CONFIG_PATH)
+    generate(Path(os.environ["RECON_DEMO_DATA"]), orders=60, days=7, seed=5, start_date=config.project.start_date,
+             rules=config.rules.model_dump(mode="json", by_alias=True))
+    (night,) = run_days(config, [config.project.start_date], echo=lambda *_: None)
+    assert night.success
+
+
+def test_dagster_dev_shows_the_asset_graph_groups_and_the_schedule(tmp_path: Path, recon_home: Path,
+                                                                   monkeypatch) -> None:
+    monkeypatch.setenv("RECON_END_DATE", "2026-10-07")  # what `recon demo` sets: the last day of its data
+    env = {k: os.environ[k] for k in ("RECON_HOME", "RECON_DEMO_DATA", "RECON_END_DATE")}
+    ui = DagsterDev(tmp_path, env)
+    one_demo_night(ui, monkeypatch)
+    with ui:
         nodes = ui.graphql("{ assetNodes { assetKey { path } groupName description owners { "
                            "... on TeamAssetOwner { team } ... on UserAssetOwner { email } } hasAssetChecks } }")
         assets = {"/".join(n["assetKey"]["path"]): n for n in nodes["assetNodes"]}
@@ -147,3 +190,61 @@ def test_dagster_dev_shows_the_asset_graph_groups_and_the_schedule(tmp_path: Pat
             dom = run_chromium(["--virtual-time-budget=15000", "--window-size=1400,1000", "--dump-dom",
                                 f"{ui.url}/assets/reconciliation_report"], tmp_path / "profile2", timeout=120)
             assert "reconciliation_report" in dom
+
+        # No first-visit pop-up: the instance (dagster.yaml, `nux: enabled: false`) says so, and the page,
+        # given time for the pop-up's one-second delay, has none.
+        assert ui.graphql("{ shouldShowNux }") == {"shouldShowNux": False}
+
+        # Partitions match the data: the demo's start to its end, not up to yesterday.
+        keys = ui.graphql('{ assetNodeOrError(assetKey: {path: ["raw", "psp", "charges"]}) { ... on AssetNode { '
+                          "partitionKeys } } }")["assetNodeOrError"]["partitionKeys"]
+        assert keys == [(dt.date(2026, 10, 1) + dt.timedelta(days=i)).isoformat() for i in range(7)]
+
+        # Checks: `contract` is blocking and passed; `contract_rows` is not, and warns where rows broke it.
+        checks = {}
+        for node in nodes["assetNodes"]:
+            path = "/".join(node["assetKey"]["path"])
+            if not path.startswith("raw/"):
+                continue
+            found = ui.graphql(
+                "query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode { assetChecksOrError { "
+                "... on AssetChecks { checks { name blocking executionForLatestMaterialization { status "
+                "evaluation { severity } } } } } } } }", {"k": {"path": node["assetKey"]["path"]}})
+            for check in found["assetNodeOrError"]["assetChecksOrError"]["checks"]:
+                run = check["executionForLatestMaterialization"] or {}
+                checks[path, check["name"]] = (check["blocking"], run.get("status"),
+                                               (run.get("evaluation") or {}).get("severity"))
+        streams = sorted({p for p, name in checks if name == "contract"})
+        assert streams and all(checks[p, "contract"] == (True, "SUCCEEDED", "ERROR") for p in streams), checks
+        warned = [p for p in streams if checks[p, "contract_rows"] == (False, "FAILED", "WARN")]
+        assert warned, f"no demo stream warned: {checks}"  # the demo breaks some rows of its contracts by design
+
+        # dbt: each model's materialization carries dagster-dbt's Execution Duration (seconds in dbt).
+        latest = ui.graphql('{ assetOrError(assetKey: {path: ["marts", "fct_order_diffs"]}) { ... on Asset { '
+                            "assetMaterializations(limit: 1) { partition metadataEntries { label "
+                            "... on FloatMetadataEntry { floatValue } } } } } }")["assetOrError"]["assetMaterializations"]
+        assert latest[0]["partition"] == "2026-10-01"
+        assert any(e["label"] == "Execution Duration" and isinstance(e.get("floatValue"), float)
+                   for e in latest[0]["metadataEntries"]), latest
+        kinds = ui.graphql('{ assetNodeOrError(assetKey: {path: ["marts", "fct_order_diffs"]}) { ... on AssetNode { '
+                           "kinds } } }")["assetNodeOrError"]["kinds"]
+        assert sorted(kinds) == ["dbt", "duckdb"]
+
+        if chromium.exists():  # the same, as a person sees it
+            def page(url: str, profile: str) -> str:
+                return run_chromium(["--virtual-time-budget=15000", "--window-size=1400,1000", "--dump-dom",
+                                     f"{ui.url}{url}"], tmp_path / profile, timeout=120)
+
+            stream = warned[0]
+            rows = page(f"/assets/{stream}?view=checks&checkDetail=contract_rows", "p-rows")
+            assert "This is a non-blocking asset check." in page_text(rows)
+            assert evaluation_tag(rows) == ("warning_outline", "Failed")  # Dagster's yellow warning tag
+            assert "row(s) quarantined, the run goes on" in page_text(rows)
+            assert "Join the Dagster community" not in rows
+            blocking = page(f"/assets/{stream}?view=checks&checkDetail=contract", "p-contract")
+            assert "This is a blocking asset check." in page_text(blocking)
+            assert evaluation_tag(blocking) == ("check_circle", "Passed")
+            partitions = page_text(page("/assets/raw/psp/charges?view=partitions", "p-partitions"))
+            assert "2026-10-01 2026-10-07 7 Partitions" in partitions
+            assert "Materialized (1)" in partitions and "Missing (6)" in partitions
+            assert "2026-10-08" not in partitions and "2026-11-" not in partitions

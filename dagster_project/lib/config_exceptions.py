@@ -183,7 +183,8 @@ class RetryConfig(_Strict):
 class NotificationsConfig(_Strict):
     enabled: bool = True
     events: list[str] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
-    # Link to the order's timeline; `{order_id}` is replaced. Without it messages carry the command.
+    # Link to the timeline in a UI; `{order_id}` and `{exception_id}` are replaced. Without it messages carry
+    # the command `recon exceptions show <short id>`.
     timeline_url: str | None = None
     channels: dict[str, Channel] = Field(default_factory=dict)
     digest: DigestConfig = Field(default_factory=DigestConfig)

@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,18 +159,48 @@ class DbtParseError(Exception):
 
 
 def _invoke_parse(project_dir: Path, profiles_dir: Path, target: Path, vars_json: str, *, write: bool) -> Any:
-    from dbt.cli.main import dbtRunner
-
-    errors: list[str] = []
-
-    def keep_errors(msg: Any) -> None:
-        if msg.info.level == "error":
-            errors.append(msg.info.msg)
-
-    result = dbtRunner(callbacks=[keep_errors]).invoke([
+    outcome = invoke([
         "parse", "--quiet", "--write-json" if write else "--no-write-json", "--no-send-anonymous-usage-stats",
         "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir),
         "--target-path", str(target), "--log-path", str(target), "--vars", vars_json])
-    if not result.success:
-        raise DbtParseError("\n".join(errors) or str(result.exception))
-    return result.result
+    if outcome.returncode != 0:
+        raise DbtParseError("\n".join(outcome.errors) or outcome.stdout)
+    return outcome.result
+
+
+@dataclass(frozen=True)
+class DbtOutcome:
+    """One dbt command run in this process: its exit status as the CLI gives it (0, 1 for failed nodes,
+    2 for an error), what the CLI would have printed at its default level, its errors, and dbt's result."""
+
+    returncode: int
+    stdout: str
+    errors: list[str]
+    result: Any
+
+
+def invoke(args: Sequence[str], *, manifest: Any = None) -> DbtOutcome:
+    """Run one dbt command in this process (the database is released after it, as a subprocess's exit would).
+
+    For commands whose events nobody streams: preparing a project here, and tests that run dbt itself.
+    """
+    from dbt.cli.main import dbtRunner
+
+    printed: list[str] = []
+    errors: list[str] = []
+
+    def keep(msg: Any) -> None:
+        if msg.info.level in _LEVELS:
+            printed.append(msg.info.msg)
+        if msg.info.level == "error":
+            errors.append(msg.info.msg)
+
+    try:
+        result = dbtRunner(manifest=manifest, callbacks=[keep]).invoke(list(args))
+    finally:
+        _release_duckdb()
+    if result.exception is not None:
+        printed.append(str(result.exception))
+        errors.append(str(result.exception))
+    code = 0 if result.success else (2 if result.exception is not None else 1)
+    return DbtOutcome(code, "\n".join(printed), errors, result.result)

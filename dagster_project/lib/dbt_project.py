@@ -16,7 +16,8 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.dbt_codegen import lay_out_project
 from dagster_project.lib.dbt_in_process import InProcessDbt, parse_project, parsed_manifest
 from dagster_project.lib.errors import PlainError, without_traceback
+from dagster_project.lib.run_lock import held_for_run
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DUCKDB_PATH_ENV = "RECON_DUCKDB_PATH"
@@ -136,6 +138,15 @@ class ReconDbtCliResource(DbtCliResource):
     differs: dbt runs in a thread of this one, on a manifest parsed once per process.
     """
 
+    # The config's state folder: a run that runs dbt holds its run lock (``lib.run_lock.held_for_run``).
+    state_dir: str | None = None
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[ReconDbtCliResource]:
+        self.setup_for_execution(context)
+        with held_for_run(self.state_dir, context):
+            yield self
+
     @cached_property
     def _cli_version(self) -> version.Version:
         # dagster-dbt would run `dbt --version` (a ~2 s subprocess) to learn what is installed here.
@@ -187,4 +198,4 @@ def _vars_of(args: Sequence[str]) -> str:
 
 def get_dbt_resource(config: ReconConfig) -> DbtCliResource:
     """The dbt CLI resource for this config's project."""
-    return ReconDbtCliResource(project_dir=get_dbt_project(config))
+    return ReconDbtCliResource(project_dir=get_dbt_project(config), state_dir=str(config.state_dir))

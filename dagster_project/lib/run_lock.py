@@ -1,10 +1,13 @@
 """One run at a time per config, and what a killed run leaves behind.
 
-One DuckDB file has one writer. Runs launched from the UI or the schedule are queued by the Dagster
-instance (``max_concurrent_runs: 1``); a run started by ``recon run`` / ``recon demo`` takes this
-config's run lock (an advisory ``flock`` on ``<state_dir>/run.lock``, released by the kernel when the
-process ends, however it ends) and records who holds it, so a second one fails at once with a
-message naming the first (or, with ``--wait``, waits for it).
+One DuckDB file has one writer. Every run holds this config's run lock (an advisory ``flock`` on
+``<state_dir>/run.lock``, released by the kernel when the process ends, however it ends) and records
+who holds it: ``recon run`` / ``recon demo`` take it before their first day, and a run the Dagster
+daemon or the UI launched takes it when its resources start (:func:`held_for_run`, from the
+``duckdb`` and ``dbt`` resources). So a ``recon run`` while the schedule's run or a backfill is
+going fails at once with a message naming it (or, with ``--wait``, waits for it), and a scheduled run
+while ``recon run`` works waits for it. The lock is re-entrant within a process: the runs ``recon run``
+executes in its own process pass through it.
 
 Holding the lock also makes it safe to clean up after a process that was killed: its Dagster runs
 still say STARTED and its syncs ``running``; :func:`fail_abandoned_runs` marks them failed, naming
@@ -28,6 +31,7 @@ from dagster_project.lib.errors import PlainError
 
 LOCK_FILE = "run.lock"
 PID_TAG, HOST_TAG = "recon/pid", "recon/host"
+_HELD: dict[str, int] = {}  # lock files this process holds, and how many holders inside it
 
 
 class RunInProgressError(PlainError):
@@ -65,6 +69,14 @@ def run_lock(state_dir: Path, command: str, days: list[dt.date], *, wait: bool =
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / LOCK_FILE
+    key = str(path.resolve())
+    if _HELD.get(key):  # this process holds it already (a run `recon run` executes): it stays the holder
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         said = False
@@ -87,9 +99,31 @@ def run_lock(state_dir: Path, command: str, days: list[dt.date], *, wait: bool =
                   "started_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
-        yield
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            _HELD.pop(key, None)
     finally:
         os.close(fd)  # releases the lock; a killed process's lock is released by the kernel
+
+
+@contextmanager
+def held_for_run(state_dir: str | None, init_context: Any) -> Iterator[None]:
+    """Hold the run lock while a Dagster run's resources are up; nothing outside a run (a sensor's tick).
+
+    A run of another process holding the lock is waited for (the daemon's queue starts one run at a
+    time; a ``recon run`` may be working): the run's log says whom it waits for.
+    """
+    run = getattr(init_context, "dagster_run", None)
+    if state_dir is None or run is None:
+        yield
+        return
+    day = run.tags.get("dagster/partition")
+    log = getattr(init_context, "log", None)
+    with run_lock(Path(state_dir), f"Dagster run {run.run_id[:8]}", [dt.date.fromisoformat(day)] if day else [],
+                  wait=True, echo=log.info if log is not None else print):
+        yield
 
 
 def run_tags() -> dict[str, str]:

@@ -267,13 +267,14 @@ def test_a_bad_cron_fails_config_validate(tmp_path: Path) -> None:
 
 
 def test_a_sql_looking_id_is_quoted_in_notification_timeline_links(tmp_path: Path) -> None:
-    from dagster_project.lib.notifications.outbox import _timeline
+    from dagster_project.lib.notifications.outbox import _link
 
     path = tmp_path / "recon.yaml"
     path.write_text(config_yaml(tmp_path))
-    assert shlex.split(_timeline(load_config(path), EVIL)) == ["recon", "order", EVIL]
+    exception = {"order_id": EVIL, "exception_id": "0123abcd"}
+    assert _link(load_config(path), exception) is None  # no URL: messages carry `recon exceptions show <hex id>`
     path.write_text(config_yaml(tmp_path) + "notifications:\n  timeline_url: https://r.example/orders/{order_id}\n")
-    assert _timeline(load_config(path), EVIL) == "https://r.example/orders/SO-X%27%3B%20drop%20table%20x%3B%20--"
+    assert _link(load_config(path), exception) == "https://r.example/orders/SO-X%27%3B%20drop%20table%20x%3B%20--"
 
 
 # ---- every class at once, through one real nightly ------------------------------------------------

@@ -173,7 +173,7 @@ def test_an_open_session_is_waited_for_and_then_named(tmp_path: Path, monkeypatc
 
 # The nightly's steps for the demo config, in order; one is drawn per run (seed printed, RECON_FAULT_SEED
 # replays it) and the run is killed just inside it.
-STEPS = ["raw__shop__orders", "raw__psp__charges", "raw__erp__documents_contract", "recon_dbt_models", "exceptions",
+STEPS = ["raw__shop__orders", "raw__psp__charges", "erp__documents__contract_checks", "recon_dbt_models", "exceptions",
          "exception_notifications", "recon_dbt_after_exceptions", "reconciliation_report"]
 
 
@@ -280,3 +280,52 @@ def test_the_lock_file_is_released_when_its_holder_is_killed(tmp_path: Path) -> 
     holder.wait(timeout=60)
     with run_lock(tmp_path / "state", "recon run", [dt.date(2026, 10, 2)]):
         assert (tmp_path / "state" / "run.lock").read_text().startswith('{"command": "recon run"')
+
+
+DAGSTER = Path(sys.executable).parent / "dagster"
+
+
+def _dagster_materialize(home: Home, asset: str) -> subprocess.Popen[str]:
+    """A run Dagster itself starts (as the daemon, the UI or `dagster asset materialize` do), not recon."""
+    Path(home.env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([str(DAGSTER), "asset", "materialize", "-m", "dagster_project.definitions",
+                             "--select", asset, "--partition", str(home.day)],
+                            env=home.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def test_a_run_dagster_launched_waits_for_recon_run_and_recon_run_refuses_while_it_runs(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    # Dagster's run waits for the `recon run` holding the lock, and says whom it waits for.
+    holder, release = home.hold(HOLD_RUN_LOCK, home.config.state_dir)
+    try:
+        run = _dagster_materialize(home, "raw/shop/orders")
+        _read_until(run, "waiting for the run in progress: `recon run` for 2026-10-01")
+        assert run.poll() is None  # still waiting: the holder has not let go
+        release.write_text("go")
+        holder.wait(timeout=60)
+        out = run.communicate(timeout=600)[0]
+        assert run.returncode == 0, out
+    finally:
+        release.write_text("go")
+
+    # While Dagster's run is inside a step (held there by an analyst's session on the file), `recon run`
+    # refuses at once, naming it; the run goes on once the session closes.
+    session, close = home.hold(HOLD_SESSION, home.config.duckdb_path)
+    try:
+        lock = home.config.state_dir / "run.lock"
+        before = lock.read_text()  # the first Dagster run's words stay in the file after it let go
+        run = _dagster_materialize(home, "raw/psp/charges")
+        while lock.read_text() in (before, ""):
+            assert run.poll() is None, run.communicate()[0]
+            time.sleep(0.1)
+        refused = home.recon("run", "--date", str(home.day))
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "another run of this config is in progress: `Dagster run " in refused.stderr
+        assert f"for {home.day}" in refused.stderr
+        close.write_text("go")
+        session.wait(timeout=60)
+        out = run.communicate(timeout=600)[0]
+        assert run.returncode == 0, out
+    finally:
+        close.write_text("go")

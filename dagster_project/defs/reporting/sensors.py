@@ -37,7 +37,8 @@ def failure_item(run_id: str, job_name: str, partition: str | None, message: str
         "customer_id": None, "diff_type": "run_failure", "system": job_name, "severity": "critical",
         "status": "failed", "amount_at_risk": "0", "currency": None, "owner": owner, "due_at": None,
         "expected_value": "success", "actual_value": "failure", "diffs": [],
-        "timeline": f"dagster run {run_id}", "reproduce_command": f"recon run --date {partition}" if partition else None,
+        "command": f"recon run --date {partition}" if partition else "recon ui", "link": None,  # the run is in its UI
+        "reproduce_command": f"recon run --date {partition}" if partition else None,
     }
 
 

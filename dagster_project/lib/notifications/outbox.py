@@ -19,7 +19,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shlex
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import duckdb
 
 from dagster_project.lib.bulk_write import insert_rows
 from dagster_project.lib.config_exceptions import EmailChannel
+from dagster_project.lib.exceptions_read import SHORT_ID
 from dagster_project.lib.notifications.channels import (
     DeliveryError,
     Sender,
@@ -37,6 +37,7 @@ from dagster_project.lib.notifications.channels import (
     missing_env,
     redact,
 )
+from dagster_project.lib.routing import cutoff
 
 if TYPE_CHECKING:
     from dagster_project.lib.config import ReconConfig
@@ -102,11 +103,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _timeline(config: ReconConfig, order_id: str) -> str:
+def _link(config: ReconConfig, exception: dict[str, Any]) -> str | None:
+    """The timeline URL from ``notifications.timeline_url`` (``{order_id}``, ``{exception_id}``), or None."""
     url = config.notifications.timeline_url
-    # The id is the source's text: quoted for a URL, or for a shell (``SO-X'; drop table x; --``).
-    return (url.replace("{order_id}", urllib.parse.quote(order_id, safe="")) if url
-            else f"recon order {shlex.quote(order_id)}")
+    if not url:
+        return None
+    # The ids are the source's text: quoted for a URL (``SO-X'; drop table x; --``).
+    for name in ("order_id", "exception_id"):
+        url = url.replace("{" + name + "}", urllib.parse.quote(str(exception[name]), safe=""))
+    return url
 
 
 def enqueue_for_events(con: duckdb.DuckDBPyConnection, config: ReconConfig, events: list[dict[str, Any]],
@@ -151,14 +156,21 @@ def enqueue_for_events(con: duckdb.DuckDBPyConnection, config: ReconConfig, even
             continue
         owner = event.get("to_owner") or ex["owner"]
         severity = ex.get("severity") or "medium"
+        as_of = event.get("as_of_date") or ex.get("last_as_of_date")
+        due_at = ex.get("due_at")
         item = {
             "event_id": event["event_id"], "event_type": event["event_type"], "reason": event.get("reason"),
             "actor": event.get("actor"), "exception_id": ex["exception_id"], "order_id": ex["order_id"],
             "customer_id": ex.get("customer_id"), "diff_type": ex["diff_type"], "system": ex["system"],
             "severity": severity, "status": ex["status"], "amount_at_risk": _plain(ex.get("amount_at_risk")),
-            "currency": ex.get("currency"), "owner": owner, "due_at": _plain(ex.get("due_at")),
+            "currency": ex.get("currency"), "owner": owner,
+            # The SLA runs from the end of the as-of day: past due is judged against that day, not the wall clock.
+            "due_at": due_at.strftime("%Y-%m-%dT%H:%M:%SZ") if due_at else None,
+            "as_of_date": _plain(as_of),
+            "overdue": bool(due_at and as_of and ex["status"] in ("open", "acknowledged") and due_at <= cutoff(as_of)),
             "expected_value": ex.get("expected_value"), "actual_value": ex.get("actual_value"),
-            "diffs": diffs.get(ex["order_id"], []), "timeline": _timeline(config, ex["order_id"]),
+            "diffs": diffs.get(ex["order_id"], []), "short_id": ex["exception_id"][:SHORT_ID],
+            "command": f"recon exceptions show {ex['exception_id'][:SHORT_ID]}", "link": _link(config, ex),
             "reproduce_command": ex.get("reproduce_command"),
         }
         immediate = (not digest.enabled or severity in digest.immediate_severities
