@@ -125,11 +125,55 @@ def test_chromium_renders_the_report_and_its_key_figures(tmp_path: Path, demo_co
 # One test, one small demo (2 days, run as `make screenshots` runs it): under xdist a module-scoped
 # fixture would run once per worker that takes one of the module's tests, so the checks share a test.
 @pytest.mark.slow
-def test_demo_report_matches_the_marts_and_make_screenshots_takes_the_pictures(tmp_path: Path) -> None:
+def test_demo_report_matches_the_marts_and_make_screenshots_takes_the_pictures(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     screenshots.ensure_demo(home, orders=300, days=2, echo=lambda _: None)
+    check_the_report_asset_reruns_the_same(home, monkeypatch)
     check_report_figures_against_the_marts(home, tmp_path / "figures")
     check_the_screenshots(home, tmp_path / "shots")
+
+
+def check_the_report_asset_reruns_the_same(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nightly runs wrote the report; materializing the asset again changes no file; it matches the marts."""
+    import json
+
+    import dagster as dg
+
+    from dagster_project.definitions import build_definitions
+    from dagster_project.lib.config import DEMO_CONFIG_PATH
+
+    for key, value in screenshots.demo_env(home).items():
+        if key.startswith(("RECON_", "DAGSTER_HOME")):
+            monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RECON_CONFIG", raising=False)
+    report = screenshots.latest_report(home).parent
+    first = {p.name: p.read_bytes() for p in report.iterdir() if p.suffix in (".csv", ".xlsx")}
+    instance = dg.DagsterInstance.get()
+    job = build_definitions(str(DEMO_CONFIG_PATH)).resolve_job_def("nightly_reconciliation")
+    rerun = job.execute_in_process(partition_key=report.name, instance=instance,
+                                   asset_selection=[dg.AssetKey("reconciliation_report")])
+    assert rerun.success
+    csvs = {name for name in first if name.endswith(".csv")}
+    assert {p.name: p.read_bytes() for p in report.iterdir() if p.name in csvs} == {
+        name: first[name] for name in csvs}  # reruns change nothing
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["tie_out_ok"] is True and summary["previous_as_of_date"]
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        # fct_orders is the last built day: the report's system totals equal it, per currency
+        expected = dict(con.execute("select currency, sum(total_amount) from marts.fct_orders "
+                                    "where has_order_record group by currency").fetchall())
+        diffs = con.execute("select count(*) from marts.fct_order_diffs where as_of_date = ?",
+                            [dt.date.fromisoformat(report.name)]).fetchall()[0][0]
+    finally:
+        con.close()
+    assert expected and {c: summary["currencies"][c]["sold"] for c in expected} == pytest.approx(
+        {c: float(v) for c, v in expected.items()}, abs=1e-9)
+    assert summary["metrics"]["diffs"] == diffs
+    metadata = instance.get_latest_materialization_event(
+        dg.AssetKey("reconciliation_report")).asset_materialization.metadata
+    assert metadata["tie_out_ok"].value is True and "reconciled_rate" in metadata and "preview" in metadata
 
 
 def marts_figures(home: Path, as_of: dt.date) -> dict:
