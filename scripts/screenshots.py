@@ -179,13 +179,18 @@ def dagster_webserver(env: dict[str, str], log: Path, timeout: float = 180) -> I
                 time.sleep(1)
             yield url
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """Stop a process started with ``start_new_session=True`` and all it started (its process group)."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
 
 def shoot_asset_graph(url: str, out: Path, profile: Path) -> Path:
