@@ -89,13 +89,13 @@ class ReportData:
         return all(check["ok"] for check in self.tie_out_checks)
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     cursor = con.execute(sql, params or [])
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _dec(value: Any) -> Decimal:
+def to_decimal(value: Any) -> Decimal:
     return ZERO if value is None else Decimal(value).quantize(ZERO)
 
 
@@ -208,9 +208,9 @@ _MEASURE_COUNTS = {"sold": "has_order_record", "paid": "is_paid", "invoiced": "i
 def _tie_out(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
     measures = ", ".join(f"cast(sum({m}) as decimal(20, 4)) as {m}, count(*) filter (where {c}) as {m}_orders"
                          for m, c in _MEASURE_COUNTS.items())
-    by_bucket = _rows(con, f"select currency, bucket, count(*) as orders, {measures} "
+    by_bucket = query_rows(con, f"select currency, bucket, count(*) as orders, {measures} "
                            "from _report_orders where currency is not null group by currency, bucket")
-    totals = {r["currency"]: r for r in _rows(
+    totals = {r["currency"]: r for r in query_rows(
         con, f"select currency, count(*) as orders, {measures} from _report_orders "
              "where currency is not null group by currency")}
     currencies = sorted(totals)
@@ -220,12 +220,12 @@ def _tie_out(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
             found = next((r for r in by_bucket if r["currency"] == currency and r["bucket"] == key), None)
             row = {"currency": currency, "bucket": key, "line": label, "orders": int(found["orders"]) if found else 0}
             for m, _, _ in MEASURES:
-                row[m] = _dec(found[m]) if found else ZERO
+                row[m] = to_decimal(found[m]) if found else ZERO
             data.tie_out.append(row)
         total = {"currency": currency, "bucket": "total", "line": "System total",
                  "orders": int(totals[currency]["orders"])}
         for m, _, _ in MEASURES:
-            total[m] = _dec(totals[currency][m])
+            total[m] = to_decimal(totals[currency][m])
         data.tie_out.append(total)
         lines = [r for r in data.tie_out if r["currency"] == currency and r["bucket"] != "total"]
         for m, role, label in MEASURES:
@@ -245,7 +245,7 @@ def _tie_out(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
             "open_exceptions_sold": by["open_exceptions"]["sold"],
             "open_exceptions_orders": by["open_exceptions"]["orders"],
         })
-    data.no_currency_orders = _rows(con, """
+    data.no_currency_orders = query_rows(con, """
         select order_id, state, hold_reason, no_currency_reason as reason, is_paid, is_invoiced, is_fulfilled
         from _report_orders where currency is null order by no_currency_reason, order_id""")
     for row in data.no_currency_orders:
@@ -255,8 +255,8 @@ def _tie_out(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
 def order_lists(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
     """Every order of the day outside the reconciled line, with its line: the drill-down of the tie-out."""
     data.orders_not_reconciled = [
-        {**r, **{m: _dec(r[m]) for m, _, _ in MEASURES}}
-        for r in _rows(con, f"""
+        {**r, **{m: to_decimal(r[m]) for m, _, _ in MEASURES}}
+        for r in query_rows(con, f"""
             select currency, bucket, order_id, state, hold_reason, ordered_date, {", ".join(m for m, _, _ in MEASURES)}
             from _report_orders where currency is not null and bucket <> 'reconciled'
             order by currency, bucket, sold desc, order_id""")]
@@ -341,13 +341,13 @@ def _open_exceptions(con: duckdb.DuckDBPyConnection, data: ReportData, params: d
                first_seen_date, 'open' as status, null as due_at, false as is_held
         from marts.fct_order_diffs where as_of_date = $as_of
         """
-    items = _rows(con, sql, params)
+    items = query_rows(con, sql, params)
     as_of = data.as_of_date
     risk: dict[tuple[str, str, str], dict[str, Any]] = {}
     by_system: dict[tuple[str, str], dict[str, Any]] = {}
     no_currency: dict[str, dict[str, Any]] = {}
     for item in items:
-        item["amount_at_risk"] = _dec(item["amount_at_risk"])
+        item["amount_at_risk"] = to_decimal(item["amount_at_risk"])
         item["age_days"] = (as_of - item["first_seen_date"]).days
         item["age_bucket"] = age_bucket(item["age_days"])
         if item["currency"] is None:

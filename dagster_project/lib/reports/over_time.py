@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 
 from dagster_project.lib.database import table_exists as _exists
-from dagster_project.lib.reports.data import TREND_DAYS, ZERO, ReportData, _dec, _rows
+from dagster_project.lib.reports.data import TREND_DAYS, ZERO, ReportData, query_rows, to_decimal
 
 # The figures compared with the previous reconciled day: (key, what it counts, kind).
 CHANGE_FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -64,14 +64,14 @@ def changes(data: ReportData, previous: ReportData | None) -> list[dict[str, Any
 
 def trend(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any], has_store: bool) -> None:
     window = {**params, "first": data.as_of_date - dt.timedelta(days=TREND_DAYS - 1)}
-    days = _rows(con, """
+    days = query_rows(con, """
         select as_of_date, orders_in_scope, orders_placed, orders_reconciled, orders_with_diffs, orders_on_hold,
                reconciled_rate, diffs, diffs_opened, latency_p50_hours, latency_p95_hours
         from marts.fct_reconciliation_daily
         where as_of_date between $first and $as_of order by as_of_date""", window)
     closed: dict[dt.date, dict[str, int]] = {}
     if has_store:
-        for row in _rows(con, """
+        for row in query_rows(con, """
             select as_of_date,
                    count(*) filter (where event_type = 'opened') as exceptions_opened,
                    count(*) filter (where to_status in ('resolved', 'auto_resolved', 'accepted')
@@ -86,8 +86,8 @@ def trend(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, An
     data.trend = days
     if _exists(con, "marts", "fct_money_at_risk"):
         data.trend_money = [
-            {**r, "amount_at_risk": _dec(r["amount_at_risk"])}
-            for r in _rows(con, """
+            {**r, "amount_at_risk": to_decimal(r["amount_at_risk"])}
+            for r in query_rows(con, """
                 select as_of_date, currency, cast(sum(amount_at_risk) as decimal(20, 4)) as amount_at_risk,
                        sum(diffs) as diffs
                 from marts.fct_money_at_risk where as_of_date between $first and $as_of
@@ -98,7 +98,7 @@ def trend(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, An
 def operating_metrics(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any],
                       has_store: bool) -> None:
     window = {**params, "first": data.as_of_date - dt.timedelta(days=TREND_DAYS - 1)}
-    today = _rows(con, "select * from marts.fct_reconciliation_daily where as_of_date = $as_of", params)[0]
+    today = query_rows(con, "select * from marts.fct_reconciliation_daily where as_of_date = $as_of", params)[0]
     placed = con.execute("select coalesce(sum(orders_placed), 0) from marts.fct_reconciliation_daily "
                          "where as_of_date between $first and $as_of", window).fetchall()[0][0]
     m = data.metrics
@@ -117,7 +117,7 @@ def operating_metrics(con: duckdb.DuckDBPyConnection, data: ReportData, params: 
     })
     m.update(exceptions_opened_30d=0, exception_rate_30d=None)
     if _exists(con, "marts", "fct_exception_rates"):
-        rates = _rows(con, """
+        rates = query_rows(con, """
             select diff_type, system, sum(opened) as opened, max_by(open_diffs, as_of_date) filter
                        (where as_of_date = $as_of) as open_today
             from marts.fct_exception_rates where as_of_date between $first and $as_of
@@ -131,7 +131,7 @@ def operating_metrics(con: duckdb.DuckDBPyConnection, data: ReportData, params: 
         m["exceptions_opened_30d"] = total_opened
         m["exception_rate_30d"] = (total_opened / placed) if placed else None
     if has_store and _exists(con, "marts", "fct_exception_resolution_metrics"):
-        rows = _rows(con, """
+        rows = query_rows(con, """
             select owner, diff_type, sum(resolutions) as resolutions, sum(manual_resolutions) as manual,
                    sum(total_days_to_resolve) as total_days
             from marts.fct_exception_resolution_metrics
@@ -155,6 +155,6 @@ def operating_metrics(con: duckdb.DuckDBPyConnection, data: ReportData, params: 
 
 def freshness(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any]) -> None:
     if _exists(con, "marts", "fct_system_freshness"):
-        data.freshness = _rows(con, "select system, role, last_seen_at, freshness_hours, is_stale "
+        data.freshness = query_rows(con, "select system, role, last_seen_at, freshness_hours, is_stale "
                                     "from marts.fct_system_freshness where as_of_date = $as_of order by system",
                                params)
