@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from pg_server import free_port, postgres_server
 
 from ingestion.connectors import ConnectorStream, validate_options
 from ingestion.protocol import ConfiguredAirbyteCatalog, ConnectorError
@@ -188,56 +186,21 @@ def test_sigkill_half_way_then_rerun_loses_and_doubles_nothing(tmp_path: Path) -
 
 # ------------------------------------------------------------------------------------ PostgreSQL
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory: pytest.TempPathFactory):
-    initdb = shutil.which("initdb") or (str(PG_BIN / "initdb") if (PG_BIN / "initdb").exists() else None)
-    if initdb is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     pytest.importorskip("psycopg")
-    bindir = Path(initdb).parent
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: run the server as 'nobody' in a folder it can reach
-        run_as = ["runuser", "-u", "nobody", "--"]
-        root = Path(tempfile.mkdtemp(prefix="recon-pg-"))
-        os.chmod(root, 0o777)
-    else:
-        root = tmp_path_factory.mktemp("pg")
-    data = root / "data"
-    pwfile = root / "pw"
-    pwfile.write_text("s3cret-pw\n")
-    os.chmod(pwfile, 0o644)
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "recon", "--pwfile", str(pwfile),
-                    "-A", "scram-sha-256"], check=True, capture_output=True)
-    port = _free_port()
-    log = root / "log"
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
-                    f"-h 127.0.0.1 -p {port} -k {root}", "start"], check=True, capture_output=True)
-    try:
+    with postgres_server(tmp_path_factory.mktemp("pg")) as server:
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=port, user="recon", password="s3cret-pw", dbname="postgres",
-                             autocommit=True) as c:
+        with psycopg.connect(host="127.0.0.1", port=server.port, user=server.user, password=server.password,
+                             dbname="postgres", autocommit=True) as c:
             c.execute("CREATE TABLE payments (id text PRIMARY KEY, order_id text, amount numeric(12,2), "
                       "paid boolean, meta jsonb, updated_at timestamptz)")
             for i in range(1, 8):
                 c.execute("INSERT INTO payments VALUES (%s, %s, %s, %s, %s, %s)",
                           (f"p{i}", f"o{i}", f"{i}.50", i % 2 == 0, json.dumps({"n": i}),
                            f"2026-10-01 0{i}:00:00+00"))
-        yield port
-    finally:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        if run_as:
-            shutil.rmtree(root, ignore_errors=True)
+        yield server.port
 
 
 def test_postgres_incremental_typed_and_secret_from_env(postgres: int, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -266,7 +229,7 @@ def test_postgres_incremental_typed_and_secret_from_env(postgres: int, monkeypat
 
 
 def test_postgres_down_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    port = _free_port()
+    port = free_port()
     options = {"driver": "postgres", "host": "127.0.0.1", "port": port, "database": "x", "user": "u",
                "connect_timeout_seconds": 2, "streams": {"t": {}}}
     con = duckdb.connect()

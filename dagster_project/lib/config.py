@@ -352,6 +352,26 @@ class OwnersConfig(_Strict):
         return value
 
 
+class DagsterConfig(_Strict):
+    """Where the Dagster instance recon runs in keeps its runs and events (the `dagster.yaml` recon writes).
+
+    ``sqlite`` (default): files in the instance folder, for one machine. ``postgres``: dagster-postgres,
+    for a deployment whose webserver, daemon and runs share one instance; the URL
+    (``postgresql+psycopg2://user:password@host:5432/db``) is read from the variable ``postgres_url_env`` names,
+    by every Dagster process, and never written to a file.
+    """
+
+    storage: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_url_env: str = "DAGSTER_PG_URL"
+
+    @field_validator("postgres_url_env")
+    @classmethod
+    def _variable_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"postgres_url_env names an environment variable (letters, digits, _), got '{value}'")
+        return value
+
+
 class ReconConfig(_Strict):
     """The whole validated configuration. Load it with :func:`load_config`."""
 
@@ -363,6 +383,7 @@ class ReconConfig(_Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     sla: SlaConfig = Field(default_factory=SlaConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    dagster: DagsterConfig = Field(default_factory=DagsterConfig)
     source_file: Path | None = Field(default=None, exclude=True)
 
     @field_validator("systems")

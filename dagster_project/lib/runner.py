@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.errors import without_traceback
+from dagster_project.lib.errors import PlainError, without_traceback
 from dagster_project.lib.run_lock import fail_abandoned_runs, run_lock, run_tags
 
 # The CLI prints one line per day; the full event log is in the Dagster instance (and the UI).
@@ -34,13 +34,53 @@ run_monitoring:
 """
 
 
+_POSTGRES_STORAGE = """\
+storage:           # dagster-postgres: runs, events and schedules in one database (project config: dagster)
+  postgres:
+    postgres_url:
+      env: {variable}
+"""
+
+
+class DagsterStorageError(PlainError):
+    """The config asks for a Dagster storage this environment cannot give."""
+
+
+def instance_settings(config: ReconConfig) -> str:
+    """The ``dagster.yaml`` recon writes for this config (its instance storage from the ``dagster`` section)."""
+    if config.dagster.storage == "postgres":
+        return DAGSTER_YAML + _POSTGRES_STORAGE.format(variable=config.dagster.postgres_url_env)
+    return DAGSTER_YAML
+
+
+def _check_postgres_url(variable: str) -> None:
+    url = os.environ.get(variable, "")
+    if not url:
+        raise DagsterStorageError(
+            f"dagster.storage is postgres but ${variable} is not set: set it to the database's URL "
+            "(postgresql+psycopg2://user:password@host:5432/db) for recon and every Dagster process")
+    scheme = url.split("://", 1)[0]
+    if scheme != "postgresql+psycopg2":
+        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; dagster-postgres's NOTIFY needs psycopg2.
+        raise DagsterStorageError(
+            f"${variable} must name the psycopg2 driver: postgresql+psycopg2://user:password@host:5432/db "
+            f"(it starts with {scheme}://)")
+
+
 def dagster_home(config: ReconConfig) -> Path:
-    """The Dagster instance folder: $DAGSTER_HOME if set, else <state_dir>/dagster_home."""
+    """The Dagster instance folder: $DAGSTER_HOME if set, else <state_dir>/dagster_home.
+
+    Its ``dagster.yaml`` is recon's (:func:`instance_settings`), rewritten when the config changes it; a
+    ``dagster.yaml`` someone else wrote (it lacks recon's first line) is left as it is.
+    """
     home = Path(os.environ.get("DAGSTER_HOME") or config.state_dir / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    settings = home / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text(DAGSTER_YAML)
+    settings, wanted = home / "dagster.yaml", instance_settings(config)
+    if config.dagster.storage == "postgres":
+        _check_postgres_url(config.dagster.postgres_url_env)
+    current = settings.read_text() if settings.exists() else None
+    if current is None or (current != wanted and current.startswith(DAGSTER_YAML.splitlines()[0])):
+        settings.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
