@@ -32,6 +32,12 @@ test: $(STAMP) browser
 test-fast: $(STAMP)
 	$(BIN)/pytest -n 2 --dist worksteal -m "not slow"
 
+# The README's pictures (docs/images/): the report's first screen, `recon exceptions show`, the asset graph,
+# taken with headless Chromium from a demo run into .recon/screenshots (run first when it has no report).
+.PHONY: screenshots
+screenshots: $(STAMP) browser
+	$(BIN)/python scripts/screenshots.py --out docs/images
+
 ui: $(STAMP)
 	$(BIN)/recon ui
 

@@ -14,7 +14,6 @@ import html
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -92,14 +91,10 @@ class DagsterDev:
         raise TimeoutError(f"dagster dev did not answer: {Path(self.log.name).read_text()[-3000:]}")
 
     def __exit__(self, *exc) -> None:
+        from test_report_browser import screenshots  # scripts/screenshots.py, on the path there
+
         for proc in (self.daemon, self.proc):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
+            screenshots.stop(proc)
         self.log.close()
 
     @property

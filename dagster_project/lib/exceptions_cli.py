@@ -38,6 +38,7 @@ from dagster_project.lib.exceptions_read import (
     queue_digest,
 )
 from dagster_project.lib.money import format_money
+from ingestion.catalogue import diff_title
 
 ACTOR_ENV = "RECON_ACTOR"
 OWNER_ENV = "RECON_OWNER"
@@ -203,7 +204,8 @@ def show(ctx: click.Context, exception_id: str, as_json: bool) -> None:
     if as_json:
         _echo_json({"exception": ex, "events": events})
         return
-    click.echo(f"Exception {ex['exception_id']}: {ex['diff_type']} on {ex['system']} for order {ex['order_id']}")
+    click.echo(f"Exception {ex['exception_id']}: {diff_title(ex['diff_type'])} ({ex['diff_type']}) on "
+               f"{ex['system']} for order {ex['order_id']}")
     due = _when(ex["due_at"]) + " UTC" + (" (PAST DUE as of the latest run)" if ex["overdue"] else "")
     facts = [
         ("status", ex["status"]), ("severity", ex["severity"]), ("owner", ex["owner"]),

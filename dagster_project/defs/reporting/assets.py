@@ -1,7 +1,6 @@
 """The daily reconciliation report as a partitioned asset, with its metrics as numeric metadata."""
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 import dagster as dg
@@ -41,11 +40,9 @@ def report_metadata(result: ReportResult) -> dict[str, Any]:
         value = data.metrics.get(key)
         if value is not None:
             metadata[key] = dg.MetadataValue.float(float(value))
-    at_risk: dict[str, Decimal] = {}
-    for r in data.money_at_risk:
-        at_risk[r["currency"]] = at_risk.get(r["currency"], Decimal(0)) + r["amount_at_risk"]
     for currency in data.currencies:
-        metadata[f"money_at_risk_{currency}"] = dg.MetadataValue.float(float(at_risk.get(currency, 0)))
+        amount = data.at_risk.get(currency, {}).get("amount", 0)
+        metadata[f"money_at_risk_{currency}"] = dg.MetadataValue.float(float(amount))
     for r in data.match_rates:
         if r["match_rate"] is not None:
             metadata[f"match_rate_{r['left_role']}_{r['right_role']}"] = dg.MetadataValue.float(r["match_rate"])
@@ -60,12 +57,12 @@ def preview_markdown(result: ReportResult) -> str:
              f"{'sums exactly' if data.tie_out_ok else '**does not sum**'}. Open `{result.html}`.", "",
              "| currency | sold | paid | invoiced | fulfilled | reconciled | at risk |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    at_risk: dict[str, Decimal] = {}
-    for r in data.money_at_risk:
-        at_risk[r["currency"]] = at_risk.get(r["currency"], Decimal(0)) + r["amount_at_risk"]
     for h in data.headline:
-        lines.append(f"| {h['currency']} | {money(h['sold'])} | {money(h['paid'])} | {money(h['invoiced'])} | "
-                     f"{money(h['fulfilled'])} | {money(h['reconciled'])} | {money(at_risk.get(h['currency'], 0))} |")
+        c = h["currency"]
+        risk = data.at_risk.get(c, {"amount": 0, "exceptions": 0})
+        lines.append(f"| {c} | {money(h['sold'], c)} | {money(h['paid'], c)} | {money(h['invoiced'], c)} | "
+                     f"{money(h['fulfilled'], c)} | {money(h['reconciled'], c)} | {money(risk['amount'], c)} "
+                     f"({risk['exceptions']} exceptions) |")
     lines += ["", f"Orders reconciled {pct(m.get('reconciled_rate'))}; open exceptions {m.get('open_exceptions')}"
                   f" (oldest since {m.get('oldest_open_since') or '-'}); exception rate (30 d) "
               f"{pct(m.get('exception_rate_30d'))}; manual intervention (30 d) "

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.reports.data import ReportData, ReportDataError, collect
+from dagster_project.lib.reports.collect import collect
+from dagster_project.lib.reports.data import ReportData, ReportDataError
 from dagster_project.lib.reports.render import render_html
 from dagster_project.lib.reports.writers import summary, write_csvs, write_json, write_text, write_xlsx
 

@@ -52,6 +52,9 @@ def report(ctx: click.Context, date_: str | None, out_dir: str | None, open_: bo
     for h in data.headline:
         click.echo(f"  {h['currency']:<8} sold {h['sold']:>14,.2f}  paid {h['paid']:>14,.2f}  "
                    f"invoiced {h['invoiced']:>14,.2f}  fulfilled {h['fulfilled']:>14,.2f}")
+    if data.no_currency_orders or data.no_currency_exceptions:
+        click.echo(f"  without a known currency (in no figure above): {len(data.no_currency_orders)} orders, "
+                   f"{data.metrics.get('open_exceptions_without_currency', 0)} open exceptions")
     click.echo(f"  html: {result.html}\n  xlsx: {result.xlsx}\n  json: {result.json}\n  csv:  {result.folder}/*.csv")
     if open_:
         webbrowser.open(result.html.as_uri())

@@ -1,10 +1,12 @@
-"""Collect the figures of the daily reconciliation report for one as-of day from DuckDB.
+"""The day's orders and exceptions for the daily reconciliation report, read from DuckDB as of one day.
 
 Everything is read as of the day D, from history tables, so a report of a past day shows that day:
 the order as of D is its latest row of ``marts.fct_order_state_history`` on or before D, the diffs are
 D's rows of ``marts.fct_order_diffs``, and an exception's status as of D is the ``to_status`` of its latest
 event in ``recon.exception_events`` with ``as_of_date <= D``. Money stays DECIMAL end to end and is never
-added across currencies.
+added across currencies: an order whose currency nothing states (records without an order, in no single
+currency) and an exception without a currency are counted and listed with the reason, outside the
+per-currency figures. :mod:`.collect` reads the previous reconciled day the same way for the changes.
 """
 
 from __future__ import annotations
@@ -16,20 +18,16 @@ from typing import Any
 
 import duckdb
 
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.database import table_exists as _exists
-
 ZERO = Decimal("0.0000")
 OPEN_STATUSES = ("open", "acknowledged")
 SYSTEM_ACTORS = ("recon", "recon-routing", "recon-escalation")
 AGE_BUCKETS = ("0-1 days", "2-3 days", "4-7 days", "8-14 days", "15-30 days", "over 30 days")
 TREND_DAYS = 30
-OLDEST_LIMIT = 25
 
 # The tie-out buckets, in bridge order; every order of the day is in exactly one (first match wins).
 BUCKETS: tuple[tuple[str, str], ...] = (
     ("reconciled", "Reconciled"),
-    ("open_exceptions", "Open exceptions"),
+    ("open_exceptions", "Orders with open exceptions"),
     ("closed_by_people", "Differences accepted or resolved by a person"),
     ("in_progress", "In progress, within grace windows"),
     ("cancelled_refunded", "Cancelled or refunded"),
@@ -43,7 +41,19 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("fulfilled", "fulfillments", "Fulfilled (order value shipped or activated)"),
 )
 PAIR_ROLES = ("orders", "payments", "invoices", "fulfillments")
-UNKNOWN_CURRENCY = "unknown"
+# Why an order has no currency (it has no order record, so only its records could say).
+NO_CURRENCY_REASONS = {
+    "orphan_no_single_currency": "records without an order whose records state no single currency "
+                                 "(shipments carry none); flagged as a record without an order",
+    "orphan_not_flagged_yet": "records without an order, still inside the grace window before they are "
+                              "flagged as records without an order",
+}
+# Why an open exception has no currency (its amount at risk is then 0: nothing to put in a currency).
+NO_CURRENCY_EXCEPTIONS = {
+    "contract_violation": "a source record broke its contract and was quarantined: no amount",
+    "stale_source": "a source delivered late: no amount, its orders are on hold",
+    "orphan_record": "records without an order that state no single currency (shipments carry none)",
+}
 
 
 @dataclass
@@ -53,13 +63,19 @@ class ReportData:
     as_of_date: dt.date
     systems_by_role: dict[str, list[str]]
     currencies: list[str]
+    previous_date: dt.date | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)
     tie_out: list[dict[str, Any]] = field(default_factory=list)
     tie_out_checks: list[dict[str, Any]] = field(default_factory=list)
     headline: list[dict[str, Any]] = field(default_factory=list)
     match_rates: list[dict[str, Any]] = field(default_factory=list)
     money_at_risk: list[dict[str, Any]] = field(default_factory=list)
+    at_risk: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_exceptions_by_system: list[dict[str, Any]] = field(default_factory=list)
-    oldest_open: list[dict[str, Any]] = field(default_factory=list)
+    open_list: list[dict[str, Any]] = field(default_factory=list)
+    no_currency_exceptions: list[dict[str, Any]] = field(default_factory=list)
+    orders_not_reconciled: list[dict[str, Any]] = field(default_factory=list)
+    no_currency_orders: list[dict[str, Any]] = field(default_factory=list)
     trend: list[dict[str, Any]] = field(default_factory=list)
     trend_money: list[dict[str, Any]] = field(default_factory=list)
     exception_rates: list[dict[str, Any]] = field(default_factory=list)
@@ -73,13 +89,13 @@ class ReportData:
         return all(check["ok"] for check in self.tie_out_checks)
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     cursor = con.execute(sql, params or [])
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _dec(value: Any) -> Decimal:
+def to_decimal(value: Any) -> Decimal:
     return ZERO if value is None else Decimal(value).quantize(ZERO)
 
 
@@ -106,17 +122,23 @@ order_diffs as (
         sum(case when exception_status is null or exception_status in ('open', 'acknowledged')
                  then 1 else 0 end) as open_diffs,
         count(distinct case when diff_type = 'orphan_record' then currency end) as orphan_currencies,
-        min(case when diff_type = 'orphan_record' then currency end) as orphan_currency
+        min(case when diff_type = 'orphan_record' then currency end) as orphan_currency,
+        bool_or(diff_type = 'orphan_record') as has_orphan_diff
     from diffs
     group by order_id
 )
 select
     orders.order_id,
     orders.state,
+    orders.hold_reason,
     orders.has_order_record,
     coalesce(orders.currency,
-             case when order_diffs.orphan_currencies = 1 then order_diffs.orphan_currency end,
-             '{unknown}') as currency,
+             case when order_diffs.orphan_currencies = 1 then order_diffs.orphan_currency end) as currency,
+    case
+        when orders.currency is not null or order_diffs.orphan_currencies = 1 then null
+        when order_diffs.has_orphan_diff then 'orphan_no_single_currency'
+        else 'orphan_not_flagged_yet'
+    end as no_currency_reason,
     case when orders.has_order_record then orders.total_amount else 0 end as sold,
     coalesce(orders.net_paid_amount, 0) as paid,
     coalesce(orders.net_invoiced_amount, 0) as invoiced,
@@ -153,42 +175,15 @@ class ReportDataError(RuntimeError):
     """The database lacks what the report needs (the day has not been reconciled)."""
 
 
-def collect(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt.date) -> ReportData:
-    """Read every figure of the report for ``as_of``.
-
-    Args:
-        con: an open DuckDB connection (read-only is enough).
-        config: the project config (systems per role).
-        as_of: the as-of day.
-
-    Returns:
-        The report's sections.
-
-    Raises:
-        ReportDataError: the marts are missing or the day was never reconciled.
-    """
-    for table in ("fct_order_state_history", "fct_order_diffs", "fct_reconciliation_daily"):
-        if not _exists(con, "marts", table):
-            raise ReportDataError(f"marts.{table} does not exist: run the nightly job first (recon run --date D)")
-    built = con.execute("select count(*) from marts.fct_reconciliation_daily where as_of_date = ?",
-                        [as_of]).fetchall()[0][0]
-    if not built:
-        raise ReportDataError(f"{as_of} has not been reconciled: run `recon run --date {as_of}` first")
-    has_store = _exists(con, "recon", "exceptions") and _exists(con, "recon", "exception_events")
-    roles = {r: s for r, s in config.roles.items()}
-    data = ReportData(as_of_date=as_of, systems_by_role=roles, currencies=[])
-    params = {"as_of": as_of}
+def headline_figures(con: duckdb.DuckDBPyConnection, data: ReportData, has_store: bool) -> None:
+    """The figures a day's first screen compares: the tie-out and the open exceptions as of the day."""
+    params = {"as_of": data.as_of_date}
     _order_table(con, params, has_store)
     _tie_out(con, data)
-    _match_rates(con, data, params)
     _open_exceptions(con, data, params, has_store)
-    _trend(con, data, params, has_store)
-    _metrics(con, data, params, has_store)
-    _freshness(con, data, params)
-    if not has_store:
-        data.notes.append("The exception store does not exist yet: every diff counts as an open exception.")
-    con.execute("drop table if exists _report_orders")
-    return data
+    data.metrics["reconciled_rate"] = con.execute(
+        "select reconciled_rate from marts.fct_reconciliation_daily where as_of_date = ?",
+        [data.as_of_date]).fetchall()[0][0]
 
 
 def _order_table(con: duckdb.DuckDBPyConnection, params: dict[str, Any], has_store: bool) -> None:
@@ -200,30 +195,37 @@ def _order_table(con: duckdb.DuckDBPyConnection, params: dict[str, Any], has_sto
         sql = _ORDERS_AS_OF.replace("with ranked as (", "with" + _STATUS_AS_OF + ",\nranked as (", 1)
     else:
         status_join, status_expr, sql = "", "cast(null as varchar)", _ORDERS_AS_OF
-    sql = sql.format(status_expr=status_expr, status_join=status_join, unknown=UNKNOWN_CURRENCY)
+    sql = sql.format(status_expr=status_expr, status_join=status_join)
     # A temp table: the sections below all read the same as-of view of the orders.
     con.execute("create or replace temp table _report_orders as " + sql, params)
 
 
+# How many orders each measure counts: the orders the measure's system reported.
+_MEASURE_COUNTS = {"sold": "has_order_record", "paid": "is_paid", "invoiced": "is_invoiced",
+                   "fulfilled": "is_fulfilled and has_order_record"}
+
+
 def _tie_out(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
-    measures = ", ".join(f"cast(sum({m}) as decimal(20, 4)) as {m}" for m, _, _ in MEASURES)
-    by_bucket = _rows(con, f"select currency, bucket, count(*) as orders, {measures} "
-                           "from _report_orders group by currency, bucket")
-    totals = {r["currency"]: r for r in _rows(
-        con, f"select currency, count(*) as orders, {measures} from _report_orders group by currency")}
-    currencies = sorted(totals, key=lambda c: (c == UNKNOWN_CURRENCY, c))
+    measures = ", ".join(f"cast(sum({m}) as decimal(20, 4)) as {m}, count(*) filter (where {c}) as {m}_orders"
+                         for m, c in _MEASURE_COUNTS.items())
+    by_bucket = query_rows(con, f"select currency, bucket, count(*) as orders, {measures} "
+                           "from _report_orders where currency is not null group by currency, bucket")
+    totals = {r["currency"]: r for r in query_rows(
+        con, f"select currency, count(*) as orders, {measures} from _report_orders "
+             "where currency is not null group by currency")}
+    currencies = sorted(totals)
     data.currencies = currencies
     for currency in currencies:
         for key, label in BUCKETS:
             found = next((r for r in by_bucket if r["currency"] == currency and r["bucket"] == key), None)
             row = {"currency": currency, "bucket": key, "line": label, "orders": int(found["orders"]) if found else 0}
             for m, _, _ in MEASURES:
-                row[m] = _dec(found[m]) if found else ZERO
+                row[m] = to_decimal(found[m]) if found else ZERO
             data.tie_out.append(row)
         total = {"currency": currency, "bucket": "total", "line": "System total",
                  "orders": int(totals[currency]["orders"])}
         for m, _, _ in MEASURES:
-            total[m] = _dec(totals[currency][m])
+            total[m] = to_decimal(totals[currency][m])
         data.tie_out.append(total)
         lines = [r for r in data.tie_out if r["currency"] == currency and r["bucket"] != "total"]
         for m, role, label in MEASURES:
@@ -236,11 +238,28 @@ def _tie_out(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
         data.headline.append({
             "currency": currency,
             "orders": total["orders"],
-            "sold": total["sold"], "paid": total["paid"], "invoiced": total["invoiced"],
-            "fulfilled": total["fulfilled"],
+            **{m: total[m] for m, _, _ in MEASURES},
+            **{f"{m}_orders": int(totals[currency][f"{m}_orders"]) for m, _, _ in MEASURES},
             "reconciled": by["reconciled"]["sold"],
+            "reconciled_orders": by["reconciled"]["orders"],
             "open_exceptions_sold": by["open_exceptions"]["sold"],
+            "open_exceptions_orders": by["open_exceptions"]["orders"],
         })
+    data.no_currency_orders = query_rows(con, """
+        select order_id, state, hold_reason, no_currency_reason as reason, is_paid, is_invoiced, is_fulfilled
+        from _report_orders where currency is null order by no_currency_reason, order_id""")
+    for row in data.no_currency_orders:
+        row["reason_text"] = NO_CURRENCY_REASONS[row["reason"]]
+
+
+def order_lists(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+    """Every order of the day outside the reconciled line, with its line: the drill-down of the tie-out."""
+    data.orders_not_reconciled = [
+        {**r, **{m: to_decimal(r[m]) for m, _, _ in MEASURES}}
+        for r in query_rows(con, f"""
+            select currency, bucket, order_id, state, hold_reason, ordered_date, {", ".join(m for m, _, _ in MEASURES)}
+            from _report_orders where currency is not null and bucket <> 'reconciled'
+            order by currency, bucket, sold desc, order_id""")]
 
 
 def _system_label(data: ReportData, role: str) -> str:
@@ -252,7 +271,7 @@ _PRESENT = {"orders": "has_order_record", "payments": "is_paid", "invoices": "is
             "fulfillments": "is_fulfilled"}
 
 
-def _match_rates(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any]) -> None:
+def match_rates(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any]) -> None:
     roles = [r for r in PAIR_ROLES if data.systems_by_role.get(r)]
     for i, left in enumerate(roles):
         for right in roles[i + 1:]:
@@ -322,15 +341,25 @@ def _open_exceptions(con: duckdb.DuckDBPyConnection, data: ReportData, params: d
                first_seen_date, 'open' as status, null as due_at, false as is_held
         from marts.fct_order_diffs where as_of_date = $as_of
         """
-    items = _rows(con, sql, params)
+    items = query_rows(con, sql, params)
     as_of = data.as_of_date
     risk: dict[tuple[str, str, str], dict[str, Any]] = {}
     by_system: dict[tuple[str, str], dict[str, Any]] = {}
+    no_currency: dict[str, dict[str, Any]] = {}
     for item in items:
-        item["currency"] = item["currency"] or "mixed"
-        item["amount_at_risk"] = _dec(item["amount_at_risk"])
+        item["amount_at_risk"] = to_decimal(item["amount_at_risk"])
         item["age_days"] = (as_of - item["first_seen_date"]).days
         item["age_bucket"] = age_bucket(item["age_days"])
+        if item["currency"] is None:
+            entry = no_currency.setdefault(item["diff_type"], {
+                "diff_type": item["diff_type"], "exceptions": 0, "since": item["first_seen_date"],
+                "reason": NO_CURRENCY_EXCEPTIONS.get(item["diff_type"], "its records state no single currency")})
+            entry["exceptions"] += 1
+            entry["since"] = min(entry["since"], item["first_seen_date"])
+            continue
+        cur = data.at_risk.setdefault(item["currency"], {"exceptions": 0, "amount": ZERO})
+        cur["exceptions"] += 1
+        cur["amount"] += item["amount_at_risk"]
         key = (item["currency"], item["diff_type"], item["age_bucket"])
         entry = risk.setdefault(key, {"currency": key[0], "diff_type": key[1], "age_bucket": key[2],
                                       "exceptions": 0, "amount_at_risk": ZERO,
@@ -347,10 +376,13 @@ def _open_exceptions(con: duckdb.DuckDBPyConnection, data: ReportData, params: d
     order = {b: i for i, b in enumerate(AGE_BUCKETS)}
     data.money_at_risk = sorted(risk.values(), key=lambda r: (r["currency"], r["diff_type"], order[r["age_bucket"]]))
     data.open_exceptions_by_system = sorted(by_system.values(), key=lambda r: (r["currency"], -r["amount_at_risk"]))
-    data.oldest_open = sorted(items, key=lambda r: (r["first_seen_date"], -r["amount_at_risk"],
-                                                    r["order_id"], r["diff_type"]))[:OLDEST_LIMIT]
+    data.no_currency_exceptions = sorted(no_currency.values(), key=lambda r: r["diff_type"])
+    # Oldest first; within a day the largest amount (amounts of one currency only meet within a group).
+    data.open_list = sorted(items, key=lambda r: (r["first_seen_date"], r["currency"] or "~", -r["amount_at_risk"],
+                                                  r["order_id"], r["diff_type"], r["system"]))
     data.metrics["open_exceptions"] = len(items)
     data.metrics["open_exceptions_held"] = sum(1 for i in items if i["is_held"])
+    data.metrics["open_exceptions_without_currency"] = sum(r["exceptions"] for r in data.no_currency_exceptions)
     data.metrics["oldest_open_since"] = min((i["first_seen_date"] for i in items), default=None)
 
 
@@ -361,100 +393,3 @@ def age_bucket(days: int) -> str:
         if days <= limit:
             return label
     return AGE_BUCKETS[5]
-
-
-def _trend(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any], has_store: bool) -> None:
-    window = {**params, "first": data.as_of_date - dt.timedelta(days=TREND_DAYS - 1)}
-    days = _rows(con, """
-        select as_of_date, orders_in_scope, orders_placed, orders_reconciled, orders_with_diffs, orders_on_hold,
-               reconciled_rate, diffs, diffs_opened, latency_p50_hours, latency_p95_hours
-        from marts.fct_reconciliation_daily
-        where as_of_date between $first and $as_of order by as_of_date""", window)
-    closed: dict[dt.date, dict[str, int]] = {}
-    if has_store:
-        for row in _rows(con, """
-            select as_of_date,
-                   count(*) filter (where event_type = 'opened') as exceptions_opened,
-                   count(*) filter (where to_status in ('resolved', 'auto_resolved', 'accepted')
-                                    and from_status in ('open', 'acknowledged')) as exceptions_closed
-            from recon.exception_events where as_of_date between $first and $as_of group by as_of_date""",
-                         window):
-            closed[row["as_of_date"]] = row
-    for day in days:
-        extra = closed.get(day["as_of_date"], {})
-        day["exceptions_opened"] = int(extra.get("exceptions_opened") or 0)
-        day["exceptions_closed"] = int(extra.get("exceptions_closed") or 0)
-    data.trend = days
-    if _exists(con, "marts", "fct_money_at_risk"):
-        data.trend_money = [
-            {**r, "amount_at_risk": _dec(r["amount_at_risk"])}
-            for r in _rows(con, """
-                select as_of_date, currency, cast(sum(amount_at_risk) as decimal(20, 4)) as amount_at_risk,
-                       sum(diffs) as diffs
-                from marts.fct_money_at_risk where as_of_date between $first and $as_of
-                group by as_of_date, currency order by as_of_date, currency""", window)]
-
-
-def _metrics(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any], has_store: bool) -> None:
-    window = {**params, "first": data.as_of_date - dt.timedelta(days=TREND_DAYS - 1)}
-    today = _rows(con, "select * from marts.fct_reconciliation_daily where as_of_date = $as_of", params)[0]
-    placed = con.execute("select coalesce(sum(orders_placed), 0) from marts.fct_reconciliation_daily "
-                         "where as_of_date between $first and $as_of", window).fetchall()[0][0]
-    m = data.metrics
-    m.update({
-        "orders_in_scope": today["orders_in_scope"],
-        "orders_reconciled": today["orders_reconciled"],
-        "reconciled_rate": today["reconciled_rate"],
-        "diffs": today["diffs"],
-        "diffs_opened": today["diffs_opened"],
-        "latency_p50_hours": today["latency_p50_hours"],
-        "latency_p95_hours": today["latency_p95_hours"],
-        "latency_p50_hours_30d": today["latency_p50_hours_30d"],
-        "latency_p95_hours_30d": today["latency_p95_hours_30d"],
-        "orders_first_reconciled_30d": today["orders_first_reconciled_30d"],
-        "orders_placed_30d": int(placed),
-    })
-    m.update(exceptions_opened_30d=0, exception_rate_30d=None)
-    if _exists(con, "marts", "fct_exception_rates"):
-        rates = _rows(con, """
-            select diff_type, system, sum(opened) as opened, max_by(open_diffs, as_of_date) filter
-                       (where as_of_date = $as_of) as open_today
-            from marts.fct_exception_rates where as_of_date between $first and $as_of
-            group by diff_type, system order by diff_type, system""", window)
-        for r in rates:
-            r["open_today"] = int(r["open_today"] or 0)
-            r["opened"] = int(r["opened"] or 0)
-            r["exception_rate"] = (r["opened"] / placed) if placed else None
-        data.exception_rates = rates
-        total_opened = sum(r["opened"] for r in rates)
-        m["exceptions_opened_30d"] = total_opened
-        m["exception_rate_30d"] = (total_opened / placed) if placed else None
-    if has_store and _exists(con, "marts", "fct_exception_resolution_metrics"):
-        rows = _rows(con, """
-            select owner, diff_type, sum(resolutions) as resolutions, sum(manual_resolutions) as manual,
-                   sum(total_days_to_resolve) as total_days
-            from marts.fct_exception_resolution_metrics
-            where resolved_as_of_date between $first and $as_of
-            group by owner, diff_type order by owner, diff_type""", window)
-        for r in rows:
-            r["resolutions"] = int(r["resolutions"])
-            r["manual"] = int(r["manual"])
-            r["mttr_days"] = (float(r["total_days"]) / r["resolutions"]) if r["resolutions"] else None
-            r["manual_rate"] = (r["manual"] / r["resolutions"]) if r["resolutions"] else None
-        data.resolution = rows
-        resolved = sum(r["resolutions"] for r in rows)
-        m["resolutions_30d"] = resolved
-        m["mttr_days_30d"] = (sum(float(r["total_days"] or 0) for r in rows) / resolved) if resolved else None
-        m["manual_intervention_rate_30d"] = (sum(r["manual"] for r in rows) / resolved) if resolved else None
-    else:
-        m.update(resolutions_30d=0, mttr_days_30d=None, manual_intervention_rate_30d=None)
-    for currency in data.currencies:
-        m[f"money_at_risk_{currency}"] = sum(
-            (r["amount_at_risk"] for r in data.money_at_risk if r["currency"] == currency), ZERO)
-
-
-def _freshness(con: duckdb.DuckDBPyConnection, data: ReportData, params: dict[str, Any]) -> None:
-    if _exists(con, "marts", "fct_system_freshness"):
-        data.freshness = _rows(con, "select system, role, last_seen_at, freshness_hours, is_stale "
-                                    "from marts.fct_system_freshness where as_of_date = $as_of order by system",
-                               params)
