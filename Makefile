@@ -36,7 +36,7 @@ test-fast: $(STAMP)
 # taken with headless Chromium from a demo run into .recon/screenshots (run first when it has no report).
 .PHONY: screenshots
 screenshots: $(STAMP) browser
-	$(BIN)/python scripts/screenshots.py --out docs/images
+	$(BIN)/python docs/screenshots.py --out docs/images
 
 ui: $(STAMP)
 	$(BIN)/recon ui

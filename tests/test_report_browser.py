@@ -2,7 +2,7 @@
 
 The first test renders a report of hand-built marts; the others share one small demo run (module-scoped)
 and check the page against the demo's DuckDB file, then take the README's pictures with
-scripts/screenshots.py, the same code `make screenshots` runs.
+docs/screenshots.py, the same code `make screenshots` runs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.reports import build_report
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs"))
 
 import screenshots  # noqa: E402
 from screenshots import chromium  # noqa: E402,F401  (tests/test_ui.py renders the UI with it too)

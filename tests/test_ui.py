@@ -91,7 +91,7 @@ class DagsterDev:
         raise TimeoutError(f"dagster dev did not answer: {Path(self.log.name).read_text()[-3000:]}")
 
     def __exit__(self, *exc) -> None:
-        from test_report_browser import screenshots  # scripts/screenshots.py, on the path there
+        from test_report_browser import screenshots  # docs/screenshots.py, on the path there
 
         for proc in (self.daemon, self.proc):
             screenshots.stop(proc)

@@ -8,7 +8,7 @@ The demo runs first into a scratch home (``.recon/screenshots`` unless ``--home`
 report yet, so the pictures never depend on what a developer's own ``.recon`` holds. The browser tests
 (tests/test_report_browser.py) import this module and take the same pictures the same way.
 
-    python scripts/screenshots.py [--home DIR] [--out docs/images] [--orders N --days N]
+    python docs/screenshots.py [--home DIR] [--out docs/images] [--orders N --days N]
 """
 
 from __future__ import annotations
