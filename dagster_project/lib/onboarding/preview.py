@@ -19,12 +19,11 @@ folder that is deleted afterwards.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ import duckdb
 from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.contracts.rules import lit, q
 from dagster_project.lib.contracts.rules import text_sql as raw_text_sql
+from dagster_project.lib.dbt_in_process import DbtOutcome
 from ingestion.catalogue import NESTED_RECORD_FIELDS, ROLE_FIELDS, ROLE_VALUES
 
 EXAMPLES = 3
@@ -265,18 +265,33 @@ def _contracts(con: duckdb.DuckDBPyConnection, config: ReconConfig, as_of: dt.da
     con.execute(f"drop view if exists {SCHEMA}.contract_quarantined_ids")
 
 
-def _dbt(config: ReconConfig, args: list[str], as_of: dt.date, target: Path) -> subprocess.CompletedProcess[str]:
-    from dagster_project.lib.dbt_project import get_dbt_project, set_dbt_env
+def _dbt(config: ReconConfig, args: list[str], as_of: dt.date, target: Path, *,
+         adds_a_node: bool = False) -> DbtOutcome:
+    """One dbt command on this (scratch) config's project, in this process, as the nightly runs dbt.
 
-    project_dir = str(get_dbt_project(config).project_dir)  # this (scratch) config's project, parsed
-    set_dbt_env(config)  # its database and fingerprint (the caller's values come back afterwards)
-    vars_json = json.dumps(config.dbt_vars(as_of), sort_keys=True)
-    env = {**os.environ, "RECON_AS_OF_DATE": as_of.isoformat()}
-    dbt = str(Path(sys.executable).with_name("dbt"))
-    return subprocess.run(
-        [dbt, "--no-use-colors", *args, "--project-dir", project_dir, "--profiles-dir",
-         project_dir, "--vars", vars_json, "--target-path", str(target)],
-        capture_output=True, text=True, env=env, check=False)
+    ``adds_a_node``: the command adds a node to the manifest it is given (``compile --inline``): it gets a
+    copy, so the kept manifest stays the project's.
+    """
+    from dagster_project.lib.dbt_in_process import invoke, parsed_manifest
+    from dagster_project.lib.dbt_project import AS_OF_DATE_ENV, get_dbt_project, set_dbt_env
+
+    project = get_dbt_project(config)  # this config's project, prepared (and parsed) in this process
+    project_dir = Path(project.project_dir)
+    set_dbt_env(config)  # its database and target (the caller's values come back afterwards)
+    vars_json = json.dumps(config.dbt_vars(), sort_keys=True)
+    manifest = parsed_manifest(project_dir, project_dir, Path(project.target_path), vars_json)
+    previous = os.environ.get(AS_OF_DATE_ENV)
+    os.environ[AS_OF_DATE_ENV] = as_of.isoformat()  # the day, as the nightly passes it
+    try:
+        return invoke(["--no-use-colors", *args, "--quiet", "--no-send-anonymous-usage-stats",
+                       "--project-dir", str(project_dir), "--profiles-dir", str(project_dir), "--vars", vars_json,
+                       "--target-path", str(target), "--log-path", str(target)],
+                      manifest=copy.deepcopy(manifest) if adds_a_node else manifest)
+    finally:
+        if previous is None:
+            os.environ.pop(AS_OF_DATE_ENV, None)
+        else:
+            os.environ[AS_OF_DATE_ENV] = previous
 
 
 def _stage(config: ReconConfig, as_of: dt.date, streams: list[StreamPreview], tmp: Path) -> dict[tuple[str, str], str]:
@@ -290,7 +305,7 @@ def _stage(config: ReconConfig, as_of: dt.date, streams: list[StreamPreview], tm
     done = _dbt(config, ["run", "--select", *models], as_of, target)
     results_file = target / "run_results.json"
     if not results_file.is_file():
-        message = (done.stdout + done.stderr).strip().splitlines()
+        message = done.stdout.strip().splitlines()
         return {key: "dbt could not run: " + " | ".join(message[-5:]) for key in models.values()}
     failed: dict[tuple[str, str], str] = {}
     for item in json.loads(results_file.read_text())["results"]:
@@ -353,13 +368,13 @@ def _visible_counts(config: ReconConfig, as_of: dt.date, streams: list[StreamPre
              f"from ({{{{ visible_versions(ref({lit(model_name(s.system, s.stream))}), []) }}}}) as visible_rows"
              for s in streams]
     target = tmp / "dbt-compile"
-    done = _dbt(config, ["compile", "--inline", " union all ".join(parts)], as_of, target)
+    done = _dbt(config, ["compile", "--inline", " union all ".join(parts)], as_of, target, adds_a_node=True)
     results_file = target / "run_results.json"
     compiled = None
     if done.returncode == 0 and results_file.is_file():
         compiled = json.loads(results_file.read_text())["results"][0].get("compiled_code")
     if not compiled:
-        tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+        tail = " | ".join(done.stdout.strip().splitlines()[-3:])
         raise RuntimeError(f"rows visible as of D could not be counted (dbt compile of visible_versions): {tail}")
     con = duckdb.connect(str(config.duckdb_path), read_only=True)
     try:
