@@ -32,6 +32,7 @@ def demo_config(recon_home: Path) -> ReconConfig:
 # tests are dealt to the two halves longest first, each to the half with less work so far (the halves
 # then take light tests to equal counts): both workers start on heavy tests and end on light ones,
 # which the idle one can steal, instead of one long test starting last. A test not listed weighs 0.
+# Measured idle, same tests: per-file weights dealt alternately 10 min 10 s, these 9 min 01 s.
 HEAVY = {
     "tests/test_end_to_end.py::test_every_day_matches_the_ground_truth_and_reruns_change_nothing[900-4-11-True-daily]": 115,
     "tests/faults/test_runs_at_once.py::test_a_range_run_killed_inside_a_step_is_marked_failed_and_its_rerun_equals_an_unkilled_run": 105,

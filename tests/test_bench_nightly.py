@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -53,10 +52,10 @@ def test_generator_and_hand_written_script_agree_with_the_platform(tmp_path: Pat
                 sync_system(con, name, system)
         finally:
             con.close()
-        os.environ.update({"RECON_DUCKDB_PATH": str(config.duckdb_path), AS_OF_DATE_ENV: str(day)})
         outcome = invoke(["run", "--no-send-anonymous-usage-stats", "--project-dir", str(project),
                           "--profiles-dir", str(project), "--target-path", str(tmp_path / "target"),
-                          "--log-path", str(tmp_path / "logs"), "--vars", json.dumps(config.dbt_vars())])
+                          "--log-path", str(tmp_path / "logs"), "--vars", json.dumps(config.dbt_vars())],
+                          env={"RECON_DUCKDB_PATH": str(config.duckdb_path), AS_OF_DATE_ENV: str(day)})
         assert outcome.returncode == 0, outcome.stdout[-5000:]
         con = duckdb.connect(str(config.duckdb_path), read_only=True)
         try:

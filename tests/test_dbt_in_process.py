@@ -6,6 +6,7 @@ Real dbt, real DuckDB file, real Dagster materializations (an ephemeral instance
 
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -140,6 +141,12 @@ def test_the_parsed_manifest_is_kept_until_the_project_is_prepared_again(tmp_pat
     dbt_in_process.parse_project(project_dir, project_dir, target, vars_json)
     again = dbt_in_process.parsed_manifest(project_dir, project_dir, target, vars_json)
     assert again is not first and "model.tiny.small_orders" in again.nodes
+
+    # a command's environment is its own: the process's comes back after it
+    outcome = dbt_in_process.invoke(["parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir",
+                                     str(project_dir), "--target-path", str(target), "--vars", vars_json],
+                                    env={"RECON_TEST_ONLY_FOR_DBT": "1"})
+    assert outcome.returncode == 0 and "RECON_TEST_ONLY_FOR_DBT" not in os.environ
 
     # a project dbt cannot parse is refused with dbt's reason
     (project_dir / "models" / "bad.sql").write_text("select * from {{ ref('no_such_model') }}")

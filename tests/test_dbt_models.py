@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -323,18 +322,15 @@ class DbtEnv:
             recon: dict[str, Any] | None = None) -> DbtOutcome:
         """One dbt command, run in this process as the platform runs it: the day in RECON_AS_OF_DATE (so the
         vars, and dbt's partial parse, stay the same from day to day), the database in RECON_DUCKDB_PATH."""
-        os.environ["RECON_DUCKDB_PATH"] = str(self.db)
-        if as_of is None:
-            os.environ.pop(AS_OF_DATE_ENV, None)
-        else:
-            os.environ[AS_OF_DATE_ENV] = as_of
+        env = {"RECON_DUCKDB_PATH": str(self.db), AS_OF_DATE_ENV: as_of or ""}  # "": no day, as if unset
         vars_ = recon_vars()
         if recon is not None:
             vars_["recon"] = recon
         outcome = invoke([*args, "--no-send-anonymous-usage-stats", "--no-use-colors",
                           "--project-dir", str(self.project), "--profiles-dir", str(self.project),
                           "--target-path", str(self.tmp / "target"), "--log-path", str(self.tmp / "logs"),
-                          "--vars", json.dumps(vars_)])
+                          "--vars", json.dumps(vars_)],
+                         env=env)
         if check and outcome.returncode != 0:
             raise AssertionError(f"dbt {' '.join(args)} failed:\n{outcome.stdout[-6000:]}")
         return outcome

@@ -260,10 +260,10 @@ class Project:
 
     def build(self, day: date, command: str = "run") -> None:
         # In this process, as the platform runs dbt: the day in the environment, the vars the same every night.
-        os.environ.update({"RECON_DUCKDB_PATH": str(self.config.duckdb_path), AS_OF_DATE_ENV: str(day)})
         outcome = invoke([command, "--no-send-anonymous-usage-stats", "--project-dir", str(self.project),
                           "--profiles-dir", str(self.project), "--target-path", str(self.tmp / "target"),
-                          "--log-path", str(self.tmp / "logs"), "--vars", json.dumps(self.config.dbt_vars())])
+                          "--log-path", str(self.tmp / "logs"), "--vars", json.dumps(self.config.dbt_vars())],
+                         env={"RECON_DUCKDB_PATH": str(self.config.duckdb_path), AS_OF_DATE_ENV: str(day)})
         assert outcome.returncode == 0, outcome.stdout[-5000:]
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:

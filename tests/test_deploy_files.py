@@ -53,3 +53,27 @@ def test_compose_helm_and_image_name_the_same_code_location_module_and_instance(
     assert instance["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
     assert instance["run_coordinator"]["config"]["max_concurrent_runs"] == 1
     assert instance["run_launcher"]["class"] == "DefaultRunLauncher"
+
+
+def test_recon_rewrites_its_own_instance_settings_when_the_config_changes_and_never_a_users(
+        recon_home: Path, tmp_path: Path, monkeypatch) -> None:
+    from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+    from dagster_project.lib.runner import dagster_home
+
+    settings = recon_home / "dagster_home" / "dagster.yaml"
+    dagster_home(load_config(DEMO_CONFIG_PATH))
+    assert "max_concurrent_runs: 1" in settings.read_text() and "storage:" not in settings.read_text()
+
+    raw = yaml.safe_load(DEMO_CONFIG_PATH.read_text())
+    raw["dagster"] = {"storage": "postgres", "postgres_url_env": "RECON_TEST_PG_URL"}
+    path = tmp_path / "pg.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("RECON_TEST_PG_URL", "postgresql+psycopg2://u:secret@db:5432/dagster")
+    dagster_home(load_config(path))
+    written = yaml.safe_load(settings.read_text())
+    assert written["storage"] == {"postgres": {"postgres_url": {"env": "RECON_TEST_PG_URL"}}}
+    assert "secret" not in settings.read_text()
+
+    settings.write_text("# ours, by hand\nstorage: {sqlite: {base_dir: /elsewhere}}\n")
+    dagster_home(load_config(DEMO_CONFIG_PATH))
+    assert settings.read_text() == "# ours, by hand\nstorage: {sqlite: {base_dir: /elsewhere}}\n"

@@ -18,12 +18,11 @@ The day reaches dbt in ``RECON_AS_OF_DATE`` (never at parse time), so a kept man
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,9 @@ class InProcessDbt:
     """One dbt invocation running in a thread, shaped like the ``subprocess.Popen`` dagster-dbt reads.
 
     ``stdout`` yields one JSON log line per event (binary, as from a pipe); ``wait`` returns dbt's exit
-    status; ``send_signal`` cancels the queries dbt has open (dagster-dbt sends SIGINT on interrupt).
+    status; ``send_signal`` cancels the queries dbt has open (dagster-dbt sends SIGINT on interrupt; best
+    effort through the adapter's ``cancel_open_connections``, not covered by a test). Those are all the
+    parts of a ``Popen`` dagster-dbt's ``DbtCliInvocation`` uses.
     """
 
     def __init__(self, args: Sequence[str], manifest: Any) -> None:
@@ -51,20 +52,15 @@ class InProcessDbt:
         self._thread.start()
 
     def _run(self, args: list[str], manifest: Any) -> None:
-        from dbt.cli.main import dbtRunner
-
         try:
-            result = dbtRunner(manifest=manifest, callbacks=[self._emit]).invoke(args)
-            if result.exception is not None:
-                self._line({"info": {"level": "error", "name": "InProcessDbtError", "msg": str(result.exception)},
-                            "data": {}})
-            self.returncode = 0 if result.success else (2 if result.exception is not None else 1)
+            self.returncode, _, failure = _run_dbt(args, manifest, self._emit)
+            if failure is not None:
+                self._line({"info": {"level": "error", "name": "InProcessDbtError", "msg": failure}, "data": {}})
         except BaseException as exc:  # noqa: BLE001 - a dbt crash must end the stream, with its reason
             self._line({"info": {"level": "error", "name": "InProcessDbtError", "msg": f"dbt failed: {exc!r}"},
                         "data": {}})
             self.returncode = 2
         finally:
-            _release_duckdb()
             with contextlib.suppress(OSError):
                 self._sink.close()
 
@@ -83,9 +79,6 @@ class InProcessDbt:
         except (BrokenPipeError, ValueError, OSError):  # the reader stopped (its step failed): let dbt finish
             self._reader_gone = True
 
-    def poll(self) -> int | None:
-        return None if self._thread.is_alive() else self.returncode
-
     def wait(self, timeout: float | None = None) -> int | None:
         self._thread.join(timeout)
         return self.returncode
@@ -96,8 +89,6 @@ class InProcessDbt:
         for adapter in list(FACTORY.adapters.values()):
             with contextlib.suppress(Exception):  # best effort: dbt then fails its running nodes itself
                 adapter.cancel_open_connections()
-
-    terminate = kill = lambda self: self.send_signal(2)  # noqa: E731
 
 
 def _release_duckdb() -> None:
@@ -110,8 +101,12 @@ def _release_duckdb() -> None:
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     except ImportError:  # another adapter: nothing is held past the command
         return
-    DuckDBConnectionManager.close_all_connections()  # drops the environment; its __del__ closes the database
-    gc.collect()
+    try:
+        environment = DuckDBConnectionManager.env()
+    except Exception:  # noqa: BLE001 - no environment: the command never connected
+        return
+    DuckDBConnectionManager.close_all_connections()  # forgets the environment ...
+    environment.close()  # ... and this closes its database now (not when the garbage collector gets to it)
 
 
 _MANIFESTS: dict[tuple[str, str, str], tuple[int, Any]] = {}  # (project, profiles, vars) -> (manifest mtime, Manifest)
@@ -179,13 +174,13 @@ class DbtOutcome:
     result: Any
 
 
-def invoke(args: Sequence[str], *, manifest: Any = None) -> DbtOutcome:
+def invoke(args: Sequence[str], *, manifest: Any = None, env: Mapping[str, str] | None = None) -> DbtOutcome:
     """Run one dbt command in this process (the database is released after it, as a subprocess's exit would).
 
-    For commands whose events nobody streams: preparing a project here, and tests that run dbt itself.
+    For commands whose events nobody streams: preparing a project here, the onboarding preview, tests
+    that run dbt itself. ``env``: variables dbt reads (``env_var()``: the database, the as-of day) set for
+    this command only, as a subprocess's environment would be; the process's own come back after it.
     """
-    from dbt.cli.main import dbtRunner
-
     printed: list[str] = []
     errors: list[str] = []
 
@@ -195,12 +190,36 @@ def invoke(args: Sequence[str], *, manifest: Any = None) -> DbtOutcome:
         if msg.info.level == "error":
             errors.append(msg.info.msg)
 
+    with environment(env or {}):
+        code, result, failure = _run_dbt(args, manifest, keep)
+    if failure is not None:
+        printed.append(failure)
+        errors.append(failure)
+    return DbtOutcome(code, "\n".join(printed), errors, result)
+
+
+def _run_dbt(args: Sequence[str], manifest: Any, callback: Callable[[Any], None]) -> tuple[int, Any, str | None]:
+    """dbt's programmatic run of one command: (exit status as the CLI gives it, dbt's result, its exception)."""
+    from dbt.cli.main import dbtRunner
+
     try:
-        result = dbtRunner(manifest=manifest, callbacks=[keep]).invoke(list(args))
+        result = dbtRunner(manifest=manifest, callbacks=[callback]).invoke(list(args))
     finally:
         _release_duckdb()
-    if result.exception is not None:
-        printed.append(str(result.exception))
-        errors.append(str(result.exception))
-    code = 0 if result.success else (2 if result.exception is not None else 1)
-    return DbtOutcome(code, "\n".join(printed), errors, result.result)
+    failure = None if result.exception is None else str(result.exception)
+    return (0 if result.success else 2 if failure is not None else 1), result.result, failure
+
+
+@contextlib.contextmanager
+def environment(overrides: Mapping[str, str], *, restores: Sequence[str] = ()) -> Iterator[None]:
+    """Set ``overrides`` in ``os.environ`` for the body; afterwards they, and ``restores``, are as before."""
+    saved = {name: os.environ.get(name) for name in (*overrides, *restores)}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

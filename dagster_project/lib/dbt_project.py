@@ -3,8 +3,10 @@
 The manifest depends on the config (the staging models and sources are generated from it, and the
 config reaches dbt as ``--vars``), so each config gets its own dbt project folder under its state
 dir (links to the committed ``dbt_project/`` plus the generated staging), and the factory re-parses
-whenever the config or the dbt project's files changed. Under ``dagster dev`` ``prepare_if_dev`` does the
-same on every code reload. Nothing here runs at import time.
+whenever the config or the dbt project's files changed (a fingerprint of both), in this process. Under
+``dagster dev`` a code reload is a new process, which checks the fingerprint again (dagster-dbt's
+``prepare_if_dev`` would also re-parse, in a subprocess, on every reload: not used). Nothing here runs at
+import time.
 """
 
 from __future__ import annotations
@@ -98,12 +100,7 @@ def _project_for(config_json: str, state_dir: str, duckdb_path: str) -> DbtProje
     target = Path(state_dir) / "dbt" / "target"
     target.mkdir(parents=True, exist_ok=True)
     os.environ["DBT_TARGET_PATH"] = str(target)
-    project = DbtProject(
-        project_dir=project_dir,
-        target_path=target,
-        prepare_project_cli_args=["parse", "--quiet", "--vars", config_json],
-    )
-    project.prepare_if_dev()
+    project = DbtProject(project_dir=project_dir, target_path=target)
     stamp = target / "recon_prepared.sha256"
     fingerprint = _fingerprint(config_json)
     if not project.manifest_path.exists() or not stamp.exists() or stamp.read_text() != fingerprint:

@@ -22,11 +22,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +34,12 @@ import duckdb
 from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.contracts.rules import lit, q
 from dagster_project.lib.contracts.rules import text_sql as raw_text_sql
-from dagster_project.lib.dbt_in_process import DbtOutcome
+from dagster_project.lib.dbt_in_process import DbtOutcome, environment
 from ingestion.catalogue import NESTED_RECORD_FIELDS, ROLE_FIELDS, ROLE_VALUES
 
 EXAMPLES = 3
-_DBT_ENV = ("RECON_DUCKDB_PATH", "DBT_TARGET_PATH", "RECON_DBT_FINGERPRINT", "RECON_AS_OF_DATE")
+# get_dbt_project / set_dbt_env point these at the config they prepare: the caller's come back afterwards.
+_DBT_ENV = ("RECON_DUCKDB_PATH", "DBT_TARGET_PATH")
 
 
 @dataclass
@@ -141,20 +140,6 @@ def _vocabulary(role: str, name: str) -> str:
     return "{" + ", ".join(ROLE_VALUES.get(role, {}).get(name, ())) + "}"
 
 
-@contextmanager
-def _dbt_environment() -> Iterator[None]:
-    # get_dbt_project points os.environ at the config it prepares; put the caller's values back.
-    saved = {k: os.environ.get(k) for k in _DBT_ENV}
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def preview_config(config: ReconConfig, as_of: dt.date, echo: Callable[[str], Any] = print) -> Preview:
     """Land, check and stage every stream of ``config`` on a scratch copy and describe the result.
 
@@ -166,7 +151,7 @@ def preview_config(config: ReconConfig, as_of: dt.date, echo: Callable[[str], An
     Returns:
         The per-stream preview (``render()`` for the report, ``blocking`` for the verdict).
     """
-    with tempfile.TemporaryDirectory(prefix="recon-preview-") as tmp, _dbt_environment():
+    with tempfile.TemporaryDirectory(prefix="recon-preview-") as tmp, environment({}, restores=_DBT_ENV):
         scratch = _scratch_config(config, Path(tmp))
         streams = [StreamPreview(name, stream, system.role)
                    for name, system in sorted(config.systems.items()) for stream in sorted(system.streams)]
@@ -280,18 +265,11 @@ def _dbt(config: ReconConfig, args: list[str], as_of: dt.date, target: Path, *,
     set_dbt_env(config)  # its database and target (the caller's values come back afterwards)
     vars_json = json.dumps(config.dbt_vars(), sort_keys=True)
     manifest = parsed_manifest(project_dir, project_dir, Path(project.target_path), vars_json)
-    previous = os.environ.get(AS_OF_DATE_ENV)
-    os.environ[AS_OF_DATE_ENV] = as_of.isoformat()  # the day, as the nightly passes it
-    try:
-        return invoke(["--no-use-colors", *args, "--quiet", "--no-send-anonymous-usage-stats",
-                       "--project-dir", str(project_dir), "--profiles-dir", str(project_dir), "--vars", vars_json,
-                       "--target-path", str(target), "--log-path", str(target)],
-                      manifest=copy.deepcopy(manifest) if adds_a_node else manifest)
-    finally:
-        if previous is None:
-            os.environ.pop(AS_OF_DATE_ENV, None)
-        else:
-            os.environ[AS_OF_DATE_ENV] = previous
+    return invoke(["--no-use-colors", *args, "--quiet", "--no-send-anonymous-usage-stats",
+                   "--project-dir", str(project_dir), "--profiles-dir", str(project_dir), "--vars", vars_json,
+                   "--target-path", str(target), "--log-path", str(target)],
+                  manifest=copy.deepcopy(manifest) if adds_a_node else manifest,
+                  env={AS_OF_DATE_ENV: as_of.isoformat()})  # the day, as the nightly passes it
 
 
 def _stage(config: ReconConfig, as_of: dt.date, streams: list[StreamPreview], tmp: Path) -> dict[tuple[str, str], str]:
