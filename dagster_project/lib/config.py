@@ -372,6 +372,28 @@ class DagsterConfig(_Strict):
         return value
 
 
+class WarehouseConfig(_Strict):
+    """The engine the dbt project runs on (``warehouse:``).
+
+    ``duckdb`` (default): everything in the one DuckDB file. ``postgres``: the dbt project runs on a
+    PostgreSQL database (dbt-postgres). Landing, the contracts and the exception store stay in the DuckDB
+    file either way (the platform's own state); each night the tables dbt reads are published to the
+    engine in bulk and the staging and mart tables the platform reads are copied back
+    (``dagster_project.warehouse``). The database's URL (``postgresql://user:password@host:5432/db``) is
+    read from the variable ``url_env`` names, and never written to a file.
+    """
+
+    engine: Literal["duckdb", "postgres"] = "duckdb"
+    url_env: str = "RECON_WAREHOUSE_URL"
+
+    @field_validator("url_env")
+    @classmethod
+    def _variable_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"url_env names an environment variable (letters, digits, _), got '{value}'")
+        return value
+
+
 class ReconConfig(_Strict):
     """The whole validated configuration. Load it with :func:`load_config`."""
 
@@ -384,6 +406,7 @@ class ReconConfig(_Strict):
     sla: SlaConfig = Field(default_factory=SlaConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     dagster: DagsterConfig = Field(default_factory=DagsterConfig)
+    warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     source_file: Path | None = Field(default=None, exclude=True)
 
     @field_validator("systems")

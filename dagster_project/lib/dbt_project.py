@@ -39,6 +39,7 @@ from dagster_project.lib.dbt_codegen import lay_out_project
 from dagster_project.lib.dbt_in_process import InProcessDbt, parse_project, parsed_manifest
 from dagster_project.lib.errors import PlainError, without_traceback
 from dagster_project.lib.run_lock import held_for_run
+from dagster_project.warehouse import dbt_env as engine_dbt_env
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DUCKDB_PATH_ENV = "RECON_DUCKDB_PATH"
@@ -69,6 +70,7 @@ def set_dbt_env(config: ReconConfig) -> None:
     dbt's partial parse (seconds) instead of a full parse.
     """
     os.environ[DUCKDB_PATH_ENV] = str(config.duckdb_path)
+    os.environ.update(engine_dbt_env(config))
     target = dbt_target_dir(config)
     os.environ["DBT_TARGET_PATH"] = str(target)
     _dbt_on_path()
@@ -123,6 +125,7 @@ class DbtPrepareError(PlainError):
 def get_dbt_project(config: ReconConfig) -> DbtProject:
     """The prepared DbtProject for this config: its project folder laid out, manifest up to date."""
     config_json = json.dumps(config.dbt_vars(), sort_keys=True)
+    os.environ.update(engine_dbt_env(config))  # the profile's target is the config's engine
     return _project_for(config_json, str(config.state_dir), str(config.duckdb_path))
 
 

@@ -12,6 +12,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.dbt_project import AS_OF_DATE_ENV, get_dbt_project, set_dbt_env
 from dagster_project.lib.partitions import daily_partitions
+from dagster_project.warehouse import publish_sources, serve_results
 
 
 class ReconDbtTranslator(DagsterDbtTranslator):
@@ -77,7 +78,19 @@ def build_dbt_assets(recon_config: ReconConfig, *, after_exceptions: bool = Fals
                 "--exclude", "test_type:unit"]
         if config.full_refresh:
             args.append("--full-refresh")
-        yield from dbt.cli(args, context=context).stream()
+        on_engine = recon_config.warehouse.engine != "duckdb"
+        if on_engine:  # the step's sources onto the engine first (dagster_project.warehouse)
+            published = publish_sources(recon_config, json.loads(project.manifest_path.read_text()),
+                                        after_exceptions=after_exceptions)
+            context.log.info("published to the warehouse: " + ", ".join(
+                f"{p.schema}.{p.table} ({p.mode}, {p.rows} rows)" for p in published))
+        invocation = dbt.cli(args, context=context)
+        yield from invocation.stream()
+        if on_engine:  # what the step built, back where the exceptions, reports and CLI read it
+            served = serve_results(recon_config, invocation.manifest, invocation.get_artifact("run_results.json"),
+                                   as_of)
+            context.log.info(f"copied back from the warehouse: {len(served)} tables, "
+                             f"{sum(s.rows for s in served)} rows")
 
     return recon_dbt_models
 

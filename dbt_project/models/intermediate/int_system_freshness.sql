@@ -52,7 +52,7 @@ configured_systems as (
     select
         {{ recon_literal(system) }} as system,
         {{ recon_literal(cfg.systems[system].get('role')) }} as role,
-        cast({{ cfg.systems[system].get('min_visible_share') or 0 }} as double) as min_visible_share,
+        cast({{ cfg.systems[system].get('min_visible_share') or 0 }} as {{ type_double() }}) as min_visible_share,
         cast({{ hours if hours is not none else 'null' }} as integer) as freshness_hours,
         {{ as_of_cutoff(hours) if hours is not none else 'cast(null as timestamp)' }} as stale_before
     {{ "union all" if not loop.last }}
@@ -60,7 +60,7 @@ configured_systems as (
     select
         cast(null as varchar) as system,
         cast(null as varchar) as role,
-        cast(null as double) as min_visible_share,
+        cast(null as {{ type_double() }}) as min_visible_share,
         cast(null as integer) as freshness_hours,
         cast(null as timestamp) as stale_before
     where 1 = 0

@@ -19,7 +19,7 @@ select
     cast(count(*) as bigint) as resolutions,
     cast(sum(case when is_manual then 1 else 0 end) as bigint) as manual_resolutions,
     cast(sum(days_to_resolve) as bigint) as total_days_to_resolve,
-    cast(avg(days_to_resolve) as double) as mean_days_to_resolve,
-    cast(1.0 * sum(case when is_manual then 1 else 0 end) / count(*) as double) as manual_intervention_rate
+    cast(avg(days_to_resolve) as {{ type_double() }}) as mean_days_to_resolve,
+    cast(1.0 * sum(case when is_manual then 1 else 0 end) / count(*) as {{ type_double() }}) as manual_intervention_rate
 from resolutions
 group by resolved_as_of_date, coalesce(owner, 'unowned'), diff_type

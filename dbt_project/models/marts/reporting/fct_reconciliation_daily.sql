@@ -103,15 +103,15 @@ select
     cast(coalesce(book.orders_on_hold, 0) as bigint) as orders_on_hold,
     cast(
         case when book.orders_in_scope > 0 then 1.0 * book.orders_reconciled / book.orders_in_scope end
-        as double) as reconciled_rate,
+        as {{ type_double() }}) as reconciled_rate,
     cast(coalesce(diff_day.diffs, 0) as bigint) as diffs,
     cast(coalesce(diff_day.diffs_opened, 0) as bigint) as diffs_opened,
     cast(latency_day.orders_first_reconciled as bigint) as orders_first_reconciled,
-    cast(latency_day.latency_p50_hours as double) as latency_p50_hours,
-    cast(latency_day.latency_p95_hours as double) as latency_p95_hours,
+    cast(latency_day.latency_p50_hours as {{ type_double() }}) as latency_p50_hours,
+    cast(latency_day.latency_p95_hours as {{ type_double() }}) as latency_p95_hours,
     cast(latency_30d.orders_first_reconciled_30d as bigint) as orders_first_reconciled_30d,
-    cast(latency_30d.latency_p50_hours_30d as double) as latency_p50_hours_30d,
-    cast(latency_30d.latency_p95_hours_30d as double) as latency_p95_hours_30d
+    cast(latency_30d.latency_p50_hours_30d as {{ type_double() }}) as latency_p50_hours_30d,
+    cast(latency_30d.latency_p95_hours_30d as {{ type_double() }}) as latency_p95_hours_30d
 from book
 cross join diff_day
 cross join latency_day

@@ -1,0 +1,19 @@
+{#
+  Whether the whole of a text expression matches a regular expression (a SQL string literal without
+  anchors). Dispatched: DuckDB's regexp_full_match, Postgres's anchored `~`, Spark's anchored `rlike`.
+#}
+{% macro regex_full_match(expr, pattern_literal) -%}
+    {{ return(adapter.dispatch('regex_full_match', 'order_recon')(expr, pattern_literal)) }}
+{%- endmacro %}
+
+{% macro default__regex_full_match(expr, pattern_literal) -%}
+({{ expr }} ~ ('^(?:' || {{ pattern_literal }} || ')$'))
+{%- endmacro %}
+
+{% macro duckdb__regex_full_match(expr, pattern_literal) -%}
+regexp_full_match({{ expr }}, {{ pattern_literal }})
+{%- endmacro %}
+
+{% macro spark__regex_full_match(expr, pattern_literal) -%}
+({{ expr }} rlike concat('^(?:', {{ pattern_literal }}, ')$'))
+{%- endmacro %}
