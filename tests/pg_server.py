@@ -57,7 +57,7 @@ def postgres_server(tmp: Path) -> Iterator[Server]:
     pwfile.write_text(PASSWORD + "\n")
     os.chmod(pwfile, 0o644)
     subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", USER, "--pwfile", str(pwfile),
-                    "-A", "scram-sha-256"], check=True, capture_output=True)
+                    "-A", "scram-sha-256", "--locale=C", "-E", "UTF8"], check=True, capture_output=True)
     port = free_port()
     subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
                     f"-h 127.0.0.1 -p {port} -k {root}", "start"], check=True, capture_output=True)

@@ -76,12 +76,27 @@ def connect_postgres(config: ReconConfig):
     try:
         con = psycopg.connect(url, autocommit=True, connect_timeout=30)
     except psycopg.OperationalError as exc:
-        where = urlsplit(url)
         raise WarehouseError(
-            f"cannot connect to the warehouse at {where.hostname}:{where.port or 5432}/{where.path.strip('/')} "
+            f"cannot connect to the warehouse at {where_of(url)} "
             f"(${config.warehouse.url_env}): {str(exc).strip().splitlines()[-1]}") from None
     con.execute("set timezone = 'UTC'")
+    # Byte order puts 'B' (0x42) before 'a' (0x61); any locale, libc or ICU, puts 'a' first.
+    by_locale, collation = con.execute(
+        "select 'a' < 'B', datcollate from pg_database where datname = current_database()").fetchone()
+    if by_locale:
+        con.close()
+        raise WarehouseError(
+            f"the warehouse database {where_of(url)} sorts text by a locale (datcollate {collation}, or an ICU locale); the reconciliation "
+            "compares and orders text byte by byte, as DuckDB does, so that both engines give the same "
+            "results: create the database with CREATE DATABASE <name> LC_COLLATE 'C' LC_CTYPE 'C' "
+            "TEMPLATE template0")
     return con
+
+
+def where_of(url: str) -> str:
+    """host:port/database of a URL, without its credentials (for messages)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 5432}/{parts.path.strip('/')}"
 
 
 def publish_sources(config: ReconConfig, manifest: dict, *, after_exceptions: bool) -> list:

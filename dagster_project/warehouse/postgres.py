@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import duckdb
+import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,8 @@ class PostgresPublisher:
         target = f"{_quote(schema)}.{_quote(table)}"
         reason = ""
         where = ""
-        if existing != wanted:
+        added = wanted[len(existing):] if existing and wanted[:len(existing)] == existing else []
+        if existing != wanted and not added:
             reason = "new table" if not existing else "its columns changed"
         elif append_by is None or append_by not in dict(columns):
             reason = "published whole each time"
@@ -182,9 +184,21 @@ class PostgresPublisher:
         params = [newest] if where else []
         mode = "append" if not reason else "replace"
         with self.pg.transaction(), self.pg.cursor() as cur:
-            if mode == "replace":
+            # Landing's schema evolution appends columns: the copy gains them (older rows NULL, as in
+            # DuckDB) and stays incremental. Any other change of columns recreates the table.
+            for name, pg_type in added:
+                cur.execute(f"alter table {target} add column {_quote(name)} {pg_type}")
+            if mode == "replace" and existing and not added and existing == wanted:
+                cur.execute(f"truncate {target}")
+            elif mode == "replace":
                 cur.execute(f"create schema if not exists {_quote(schema)}")
-                cur.execute(f"drop table if exists {target} cascade")
+                try:
+                    cur.execute(f"drop table if exists {target}")
+                except psycopg.errors.DependentObjectsStillExist as exc:
+                    raise PublishError(
+                        f"{schema}.{table} must be recreated on the engine ({reason}), but other objects there "
+                        f"depend on it: {exc.diag.message_detail or exc}. Drop them, or recreate them after the "
+                        "night") from None
                 cur.execute(f"create table {target} ({', '.join(f'{_quote(n)} {t}' for n, t in wanted)})")
             sent = self._copy(cur, schema, table, columns, where, params)
         with self.pg.cursor() as cur:

@@ -36,31 +36,55 @@ coalesce(
 {%- endmacro %}
 
 {% macro default__parse_timestamp(text, formats, timezone) -%}
+    {#- Postgres has no try_ functions: each parse is guarded by a pattern of the text it accepts, so
+        unparseable text is NULL here too instead of failing the model. -#}
     {%- set tokens = [('%Y', 'YYYY'), ('%m', 'MM'), ('%d', 'DD'), ('%H', 'HH24'), ('%M', 'MI'), ('%S', 'SS'),
                       ('%f', 'US'), ('%z', 'TZH:TZM'), ('%y', 'YY'), ('%b', 'Mon'), ('%p', 'AM'), ('%I', 'HH12')] -%}
+    {%- set date_part = "'^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}'" -%}
     {%- if formats | length == 0 -%}
 case
         when {{ text }} is null then null
-        when {{ text }} ~ {{ iso_offset_regex() }} then cast({{ text }} as timestamp with time zone) at time zone 'UTC'
-        else {{ local_to_utc_timestamp('cast(' ~ text ~ ' as timestamp)', timezone) }}
+        when {{ text }} ~ {{ iso_offset_regex() }} and {{ text }} ~ ({{ date_part }} || '[ T]')
+            then cast({{ text }} as timestamp with time zone) at time zone 'UTC'
+        when {{ text }} ~ ({{ date_part }} || '([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?)?$')
+            then {{ local_to_utc_timestamp('cast(' ~ text ~ ' as timestamp)', timezone) }}
     end
     {%- else -%}
 coalesce(
         {%- for f in formats %}
         {%- if f == 'epoch_seconds' %}
-        to_timestamp(cast({{ text }} as numeric)) at time zone 'UTC'
+        to_timestamp({{ dbt.safe_cast(text, "numeric") }}) at time zone 'UTC'
         {%- elif f == 'epoch_millis' %}
-        to_timestamp(cast({{ text }} as numeric) / 1000) at time zone 'UTC'
+        to_timestamp({{ dbt.safe_cast(text, "numeric") }} / 1000) at time zone 'UTC'
         {%- else %}
             {%- set ns = namespace(pattern=f) -%}
             {%- for a, b in tokens -%}{%- set ns.pattern = ns.pattern | replace(a, b) -%}{%- endfor %}
+            {%- set guard = "(" ~ text ~ " ~ " ~ recon_literal(strptime_regex(f)) ~ ")" %}
             {%- if '%z' in f %}
-        to_timestamp({{ text }}, {{ recon_literal(ns.pattern) }}) at time zone 'UTC'
+        case when {{ guard }} then to_timestamp({{ text }}, {{ recon_literal(ns.pattern) }}) at time zone 'UTC' end
             {%- else %}
-        {{ local_to_utc_timestamp('cast(to_timestamp(' ~ text ~ ', ' ~ recon_literal(ns.pattern) ~ ") at time zone 'UTC' as timestamp)", timezone) }}
+        case when {{ guard }} then {{ local_to_utc_timestamp('cast(to_timestamp(' ~ text ~ ', ' ~ recon_literal(ns.pattern) ~ ") at time zone 'UTC' as timestamp)", timezone) }} end
             {%- endif %}
         {%- endif %}{{ "," if not loop.last }}
         {%- endfor %}
     )
     {%- endif -%}
+{%- endmacro %}
+
+{#- An anchored regular expression of the text a strptime pattern accepts (the guard of a parse where the
+    engine has no try_strptime). -#}
+{% macro strptime_regex(pattern) -%}
+    {%- set parts = {'Y': '[0-9]{4}', 'y': '[0-9]{2}', 'm': '[0-9]{1,2}', 'd': '[0-9]{1,2}', 'H': '[0-9]{1,2}',
+                     'I': '[0-9]{1,2}', 'M': '[0-9]{1,2}', 'S': '[0-9]{1,2}', 'f': '[0-9]{1,6}',
+                     'z': '([zZ]|[+-][0-9]{2}:?[0-9]{2})', 'b': '[A-Za-z]{3}', 'p': '[AaPp][Mm]', '%': '%'} -%}
+    {%- set ns = namespace(out='^', escape=false) -%}
+    {%- for ch in pattern -%}
+        {%- if ns.escape -%}
+            {%- set ns.out = ns.out ~ parts.get(ch, '.+') -%}{%- set ns.escape = false -%}
+        {%- elif ch == '%' -%}{%- set ns.escape = true -%}
+        {%- elif ch.isalnum() or ch == ' ' -%}{%- set ns.out = ns.out ~ ch -%}
+        {%- else -%}{%- set ns.out = ns.out ~ '[' ~ ch ~ ']' -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{- return(ns.out ~ '$') -}}
 {%- endmacro %}
