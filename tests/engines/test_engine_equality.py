@@ -96,7 +96,7 @@ def test_demo_nights_on_postgres_equal_those_on_duckdb(tmp_path: Path) -> None:
             for table in _tables(duck, schema):
                 a, b = _rows(duck, f"{schema}.{table}", LANDING_TIME), _rows(onpg, f"{schema}.{table}", LANDING_TIME)
                 assert a == b, f"{schema}.{table} differs: {len(a)} rows on DuckDB, {len(b)} on Postgres; first " \
-                               f"differing: {next(((x, y) for x, y in zip(a, b) if x != y), None)}"
+                               f"differing: {next(((x, y) for x, y in zip(a, b, strict=False) if x != y), None)}"
                 compared += len(a)
         days = {d for (d,) in duck.execute("select distinct as_of_date from marts.fct_order_diffs").fetchall()}
         assert len(days) == DAYS and compared > 3000
