@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Run in both trees (the old one through a subprocess): validate `repeat` times, print one JSON line.
 TIMED = r"""
 import datetime as dt, json, sys, time
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
 from dagster_project.lib.contracts.runner import validate_stream
 try:
     from dagster_project.lib.database import connect
@@ -147,7 +147,7 @@ def main() -> None:
                    "GX_ANALYTICS_ENABLED": "false"}
             env.pop("RECON_CONFIG", None)
             os.environ.update({"RECON_HOME": env["RECON_HOME"], "RECON_DEMO_DATA": env["RECON_DEMO_DATA"]})
-            from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+            from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
             from dagster_project.lib.contracts.suites import generate_suites
 
             config = load_config(DEMO_CONFIG_PATH)

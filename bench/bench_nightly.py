@@ -88,7 +88,7 @@ def platform_side(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     import dagster as dg
 
-    from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+    from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
     from dagster_project.lib.database import connect
     from dagster_project.lib.runner import run_days
 

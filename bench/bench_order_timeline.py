@@ -21,7 +21,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
 from dagster_project.lib.database import connect
 from dagster_project.lib.exceptions_store import ensure_schema
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from dagster_project.lib.config import (
+from dagster_project.config.model import (
     DEMO_CONFIG_PATH,
     ConfigError,
     ReconConfig,
@@ -386,7 +386,7 @@ def docs(ctx: click.Context, serve: bool, port: int) -> None:
     """Generate dbt docs (every model and column described, with lineage) for analysts."""
     import subprocess
 
-    from dagster_project.lib.dbt_project import dbt_target_dir, get_dbt_project, set_dbt_env
+    from dagster_project.dbt.dbt_project import dbt_target_dir, get_dbt_project, set_dbt_env
 
     cfg = _load(ctx)
     if not cfg.duckdb_path.exists():
@@ -411,7 +411,7 @@ def docs(ctx: click.Context, serve: bool, port: int) -> None:
 @click.pass_context
 def ui(ctx: click.Context, port: int, host: str) -> None:
     """Serve the Dagster UI (dagster dev) for this project: runs, asset graph, schedule, backfills."""
-    from dagster_project.lib.dbt_project import get_dbt_project
+    from dagster_project.dbt.dbt_project import get_dbt_project
     from dagster_project.lib.runner import dagster_home
 
     cfg = _load(ctx)

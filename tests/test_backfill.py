@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
 from dagster_project.lib.database import connect
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, ConfigError, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, ConfigError, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, ReconConfig, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, ReconConfig, load_config
 from dagster_project.lib.contracts.cli import contracts
 from dagster_project.lib.contracts.runner import ContractResult, validate_stream
 from dagster_project.lib.contracts.suites import EXPECTATIONS_DIR, contracts_for, generate_suites, is_stale

@@ -14,9 +14,9 @@ import dagster as dg
 import pytest
 from dagster_dbt import DagsterDbtCliRuntimeError, DbtCliResource, DbtProject, dbt_assets
 
-from dagster_project.lib import dbt_in_process
+from dagster_project.dbt import dbt_in_process
+from dagster_project.dbt.dbt_project import ReconDbtCliResource
 from dagster_project.lib.database import connect
-from dagster_project.lib.dbt_project import ReconDbtCliResource
 
 MODELS = {
     "orders.sql": "select * from (values (1, 'A-1', 10.5), (2, 'A-2', 20.0)) t(id, order_no, amount)",

@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
 from dagster_project.lib.database import connect
 from dagster_project.lib.exceptions_cli import exceptions, order
 from dagster_project.lib.exceptions_store import exception_id, sync_exceptions

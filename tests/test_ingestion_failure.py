@@ -11,8 +11,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from dagster_project.config.model import ReconConfig
 from dagster_project.defs.ingestion import assets as ingestion_assets
-from dagster_project.lib.config import ReconConfig
 from dagster_project.lib.duckdb_resource import DuckDBResource
 
 

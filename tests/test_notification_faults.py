@@ -17,10 +17,10 @@ import pytest
 import test_notifications as notifications_test
 from test_notifications import D1, NIGHT, ROLES, SLACK_SECRET, a_bad_night, diff
 
+from dagster_project.config.exceptions import WebhookChannel
 from dagster_project.defs.exceptions import assets as exception_assets
 from dagster_project.defs.exceptions import sensors
 from dagster_project.lib import exceptions_store
-from dagster_project.lib.config_exceptions import WebhookChannel
 from dagster_project.lib.database import connect
 from dagster_project.lib.duckdb_resource import DuckDBResource
 from dagster_project.lib.notifications import flush, outbox_summary

@@ -20,9 +20,7 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
-from dagster_project.defs.exceptions import sensors
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.config_exceptions import (
+from dagster_project.config.exceptions import (
     DigestConfig,
     EmailChannel,
     NotificationsConfig,
@@ -30,6 +28,8 @@ from dagster_project.lib.config_exceptions import (
     SlackChannel,
     WebhookChannel,
 )
+from dagster_project.config.model import ReconConfig
+from dagster_project.defs.exceptions import sensors
 from dagster_project.lib.database import connect
 from dagster_project.lib.duckdb_resource import DuckDBResource
 from dagster_project.lib.exceptions_store import escalate, sync_exceptions

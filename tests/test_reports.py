@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.exceptions_store import ensure_schema
 from dagster_project.lib.reports import build_report, collect
 from dagster_project.lib.reports.data import age_bucket
@@ -31,7 +31,7 @@ import dagster as dg
 from dagster_project.definitions import build_definitions
 from dagster_project.defs.reporting import assets as reporting_assets
 from dagster_project.defs.reporting import sensors as reporting_sensors
-from dagster_project.lib.config import load_config
+from dagster_project.config.model import load_config
 
 
 def definitions_with_reporting(config_path=None):

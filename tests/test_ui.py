@@ -129,7 +129,7 @@ def evaluation_tag(dom: str) -> tuple[str, str]:
 
 def one_demo_night(ui: DagsterDev, monkeypatch) -> None:
     """Generate a 7-day demo, as `recon demo` does end the partitions with its data, and run its first day."""
-    from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+    from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
     from dagster_project.lib.runner import run_days
     from ingestion.demo.generator import generate
 

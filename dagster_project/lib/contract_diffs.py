@@ -23,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.database import table_exists
 from dagster_project.lib.routing import cutoff
 

@@ -25,7 +25,7 @@ from dagster_project.lib.exceptions_store import (
 from dagster_project.lib.routing import Router, load_order_contexts
 
 if TYPE_CHECKING:
-    from dagster_project.lib.config import ReconConfig
+    from dagster_project.config.model import ReconConfig
 
 _ACTIONS = ("open", "reopen", "update", "auto_resolve", "handover", "hold")
 _LABELS = {"open": "would open", "reopen": "would reopen", "update": "would update",

@@ -24,7 +24,7 @@ from typing import Any
 import click
 import duckdb
 
-from dagster_project.lib.config import ConfigError, ReconConfig, load_config
+from dagster_project.config.model import ConfigError, ReconConfig, load_config
 from dagster_project.lib.exceptions_read import (
     SEVERITIES,
     SHORT_ID,

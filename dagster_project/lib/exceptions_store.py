@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from dagster_project.config.exceptions import DEFAULT_SLA_HOURS
 from dagster_project.lib.bulk_write import delete_keys, insert_rows
-from dagster_project.lib.config_exceptions import DEFAULT_SLA_HOURS
 from dagster_project.lib.exceptions_read import OPEN_STATUSES, SCHEMA, find_exception, latest_as_of, rows
 from dagster_project.lib.exceptions_read import plain as _jsonable
 from dagster_project.lib.routing import (
@@ -42,7 +42,7 @@ from dagster_project.lib.routing import (
 )
 
 if TYPE_CHECKING:
-    from dagster_project.lib.config import ReconConfig
+    from dagster_project.config.model import ReconConfig
 
 SYSTEM_ACTOR = "recon"
 ROUTING_ACTOR = "recon-routing"

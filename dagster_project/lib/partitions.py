@@ -6,7 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 
 
 def daily_partitions(config: ReconConfig) -> dg.DailyPartitionsDefinition:

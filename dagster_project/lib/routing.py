@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from dagster_project.lib.config_exceptions import EscalationStep
+from dagster_project.config.exceptions import EscalationStep
 
 if TYPE_CHECKING:
-    from dagster_project.lib.config import ReconConfig
+    from dagster_project.config.model import ReconConfig
 
 DIFF_MODEL = "fct_order_diffs"
 # Roles whose staged rows carry an order_id (customers are keyed by customer).

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.errors import PlainError, without_traceback
 from dagster_project.lib.run_lock import fail_abandoned_runs, run_lock, run_tags
 

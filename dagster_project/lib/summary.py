@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.database import table_exists as _exists
 from dagster_project.lib.money import format_money
 

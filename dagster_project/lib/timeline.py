@@ -24,7 +24,7 @@ from dagster_project.lib.money import format_money
 from dagster_project.lib.routing import cutoff, relation_columns, staged_relations
 
 if TYPE_CHECKING:
-    from dagster_project.lib.config import ReconConfig
+    from dagster_project.config.model import ReconConfig
 
 STATE_HISTORY = "marts.fct_order_state_history"
 _KIND_ORDER = {"record": 0, "state": 1, "diff": 2, "exception": 3, "match": 4}

@@ -24,8 +24,8 @@ import pytest
 import yaml
 from test_deliveries import SYSTEMS
 
-from dagster_project.lib.config import ConfigError as ReconConfigError
-from dagster_project.lib.config import load_config
+from dagster_project.config.model import ConfigError as ReconConfigError
+from dagster_project.config.model import load_config
 from ingestion.connectors import stream_for
 from ingestion.protocol import ConfigError
 from ingestion.sync import SyncResult, sync_stream

@@ -25,7 +25,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
 from dagster_project.lib.database import LOCK_WAIT_ENV, DatabaseBusyError, connect
 from ingestion.demo.generator import generate
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.contracts.docs import results_root
 from dagster_project.lib.contracts.runner import ContractResult, validate_stream
 from dagster_project.lib.contracts.suites import expectations_dir_for

@@ -6,7 +6,7 @@ import json
 
 import dagster as dg
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.contract_diffs import system_diffs
 from dagster_project.lib.diffs import diffs_for, stale_systems
 from dagster_project.lib.duckdb_resource import DuckDBResource

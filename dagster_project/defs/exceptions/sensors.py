@@ -16,7 +16,7 @@ import datetime as dt
 import dagster as dg
 import duckdb
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.duckdb_resource import DuckDBResource
 from dagster_project.lib.exceptions_store import escalate
 from dagster_project.lib.notifications import flush, outbox_summary

@@ -5,7 +5,7 @@
 
 import dagster as dg
 
-from dagster_project.lib.config import ReconConfig, SystemConfig
+from dagster_project.config.model import ReconConfig, SystemConfig
 from dagster_project.lib.duckdb_resource import DuckDBResource
 from dagster_project.lib.partitions import daily_partitions
 from ingestion.connectors import stream_for

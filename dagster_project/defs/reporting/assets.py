@@ -5,7 +5,7 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.duckdb_resource import DuckDBResource
 from dagster_project.lib.partitions import daily_partitions
 from dagster_project.lib.reports import ReportResult, build_report

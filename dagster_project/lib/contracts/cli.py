@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dagster_project.lib.config import ConfigError, ReconConfig, load_config
+from dagster_project.config.model import ConfigError, ReconConfig, load_config
 from dagster_project.lib.contracts.suites import ProtectedSuitesError, expectations_dir_for, generate_suites
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from dagster_project.lib.contracts.results import jsonable
 
 if TYPE_CHECKING:
-    from dagster_project.lib.config import ReconConfig
+    from dagster_project.config.model import ReconConfig
 
 GX_VERSION = "1.24.1"
 DATASOURCE = "recon_duckdb"

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import yaml
 
-from dagster_project.lib.config import FieldSpec, ReconConfig
+from dagster_project.config.model import FieldSpec, ReconConfig
 from ingestion.catalogue import ROLE_FIELDS
 
 Severity = Literal["blocking", "warning"]

@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.contracts import store
 from dagster_project.lib.contracts.compiler import Check, compile_suite
 from dagster_project.lib.contracts.docs import build_data_docs, validation_result, write_result

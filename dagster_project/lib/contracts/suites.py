@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, ReconConfig
+from dagster_project.config.model import DEMO_CONFIG_PATH, ReconConfig
 from dagster_project.lib.contracts.rules import Rule, StreamContract, build_contract, load_overrides
 
 # The repository's committed GX context: the packaged demo config's suites, and nobody else's.

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Protocol
 
-from dagster_project.lib.config_exceptions import EmailChannel, SlackChannel, WebhookChannel
+from dagster_project.config.exceptions import EmailChannel, SlackChannel, WebhookChannel
 from dagster_project.lib.notifications import render
 
 

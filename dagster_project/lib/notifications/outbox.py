@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from dagster_project.config.exceptions import EmailChannel
 from dagster_project.lib.bulk_write import insert_rows
-from dagster_project.lib.config_exceptions import EmailChannel
 from dagster_project.lib.exceptions_read import SHORT_ID
 from dagster_project.lib.notifications.channels import (
     DeliveryError,
@@ -40,7 +40,7 @@ from dagster_project.lib.notifications.channels import (
 from dagster_project.lib.routing import cutoff
 
 if TYPE_CHECKING:
-    from dagster_project.lib.config import ReconConfig
+    from dagster_project.config.model import ReconConfig
 
 OUTBOX_TABLE = "recon.notification_outbox"
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}

@@ -5,7 +5,7 @@ Also :func:`check_buildable`, the checks of what would otherwise fail only later
 
 from __future__ import annotations
 
-from dagster_project.lib.config import ConfigError, ReconConfig
+from dagster_project.config.model import ConfigError, ReconConfig
 from ingestion.catalogue import ROLE_FIELDS, ROLE_VALUES
 
 

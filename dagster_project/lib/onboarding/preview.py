@@ -31,10 +31,10 @@ from typing import Any
 
 import duckdb
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
+from dagster_project.dbt.dbt_in_process import DbtOutcome, environment
 from dagster_project.lib.contracts.rules import lit, q
 from dagster_project.lib.contracts.rules import text_sql as raw_text_sql
-from dagster_project.lib.dbt_in_process import DbtOutcome, environment
 from ingestion.catalogue import NESTED_RECORD_FIELDS, ROLE_FIELDS, ROLE_VALUES
 
 EXAMPLES = 3
@@ -257,8 +257,8 @@ def _dbt(config: ReconConfig, args: list[str], as_of: dt.date, target: Path, *,
     ``adds_a_node``: the command adds a node to the manifest it is given (``compile --inline``): it gets a
     copy, so the kept manifest stays the project's.
     """
-    from dagster_project.lib.dbt_in_process import invoke, parsed_manifest
-    from dagster_project.lib.dbt_project import AS_OF_DATE_ENV, get_dbt_project, set_dbt_env
+    from dagster_project.dbt.dbt_in_process import invoke, parsed_manifest
+    from dagster_project.dbt.dbt_project import AS_OF_DATE_ENV, get_dbt_project, set_dbt_env
 
     project = get_dbt_project(config)  # this config's project, prepared (and parsed) in this process
     project_dir = Path(project.project_dir)
@@ -274,7 +274,7 @@ def _dbt(config: ReconConfig, args: list[str], as_of: dt.date, target: Path, *,
 
 def _stage(config: ReconConfig, as_of: dt.date, streams: list[StreamPreview], tmp: Path) -> dict[tuple[str, str], str]:
     """Build the staging models of the landed streams; returns the error of each one that failed."""
-    from dagster_project.lib.dbt_codegen import model_name
+    from dagster_project.dbt.dbt_codegen import model_name
 
     if not streams:
         return {}
@@ -299,7 +299,7 @@ def _stage(config: ReconConfig, as_of: dt.date, streams: list[StreamPreview], tm
 
 
 def _describe(con: duckdb.DuckDBPyConnection, config: ReconConfig, s: StreamPreview) -> None:
-    from dagster_project.lib.dbt_codegen import model_name
+    from dagster_project.dbt.dbt_codegen import model_name
 
     staged = f"staging.{q(model_name(s.system, s.stream))}"
     raw = f"{q('raw_' + s.system)}.{q(s.stream)}"
@@ -338,7 +338,7 @@ def _visible_counts(config: ReconConfig, as_of: dt.date, streams: list[StreamPre
                     tmp: Path) -> dict[tuple[str, str], int]:
     """Rows of each staged stream visible as of D, by dbt's own ``visible_versions`` (compiled by dbt): known
     and updated before the end of D, and in a snapshot stream part of the snapshot in force."""
-    from dagster_project.lib.dbt_codegen import model_name
+    from dagster_project.dbt.dbt_codegen import model_name
 
     if not streams:
         return {}

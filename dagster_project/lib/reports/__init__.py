@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.reports.collect import collect
 from dagster_project.lib.reports.data import ReportData, ReportDataError
 from dagster_project.lib.reports.render import render_html

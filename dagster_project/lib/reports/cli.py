@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from dagster_project.lib.config import ConfigError, load_config
+from dagster_project.config.model import ConfigError, load_config
 
 
 @click.command("report")

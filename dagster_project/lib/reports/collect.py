@@ -7,7 +7,7 @@ import datetime as dt
 
 import duckdb
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.database import table_exists as _exists
 from dagster_project.lib.reports.data import (
     ReportData,

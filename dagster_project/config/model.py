@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from dagster_project.lib.config_exceptions import NotificationsConfig, RoutingConfig, SlaConfig
+from dagster_project.config.exceptions import NotificationsConfig, RoutingConfig, SlaConfig
 from ingestion.catalogue import (
     DEFAULT_GRACE_HOURS,
     DIFF_TYPES,

@@ -34,9 +34,9 @@ from dagster_dbt.dagster_dbt_translator import validate_opt_translator
 from dagster_dbt.dbt_manifest import validate_manifest
 from packaging import version
 
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.dbt_codegen import lay_out_project
-from dagster_project.lib.dbt_in_process import InProcessDbt, parse_project, parsed_manifest
+from dagster_project.config.model import ReconConfig
+from dagster_project.dbt.dbt_codegen import lay_out_project
+from dagster_project.dbt.dbt_in_process import InProcessDbt, parse_project, parsed_manifest
 from dagster_project.lib.errors import PlainError, without_traceback
 from dagster_project.lib.run_lock import held_for_run
 
