@@ -36,11 +36,11 @@ REPO = Path(__file__).resolve().parents[1]
 TIMED = r"""
 import datetime as dt, json, sys, time
 from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
-from dagster_project.lib.contracts.runner import validate_stream
+from dagster_project.contracts.runner import validate_stream
 try:
     from dagster_project.lib.database import connect
 except ImportError:  # an older tree
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.resources.duckdb_resource import connect
 
 gx_dir, repeat, now = sys.argv[1], int(sys.argv[2]), dt.datetime.fromisoformat(sys.argv[3])
 started = time.perf_counter()
@@ -148,7 +148,7 @@ def main() -> None:
             env.pop("RECON_CONFIG", None)
             os.environ.update({"RECON_HOME": env["RECON_HOME"], "RECON_DEMO_DATA": env["RECON_DEMO_DATA"]})
             from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
-            from dagster_project.lib.contracts.suites import generate_suites
+            from dagster_project.contracts.suites import generate_suites
 
             config = load_config(DEMO_CONFIG_PATH)
             gx_dir = tmp / f"expectations-{rows}"

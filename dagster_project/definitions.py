@@ -14,7 +14,7 @@ from dagster_project.defs.reconciliation import assets as reconciliation_assets
 from dagster_project.defs.reconciliation import schedules as reconciliation_schedules
 from dagster_project.defs.reporting import assets as reporting_assets
 from dagster_project.defs.reporting import sensors as reporting_sensors
-from dagster_project.lib.duckdb_resource import DuckDBResource
+from dagster_project.resources.duckdb_resource import DuckDBResource
 
 
 def build_definitions(config_path: str | None = None) -> dg.Definitions:

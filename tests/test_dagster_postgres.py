@@ -11,7 +11,7 @@ import yaml
 from pg_server import postgres_server
 
 from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
-from dagster_project.lib.runner import DagsterStorageError, run_days
+from dagster_project.runs.runner import DagsterStorageError, run_days
 from ingestion.demo.generator import generate
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,8 @@ from dagster_project.config.model import DEMO_CONFIG_PATH, ConfigError, load_con
 from dagster_project.dbt.dbt_project import ReconDbtCliResource
 from dagster_project.definitions import build_definitions
 from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB, nightly_partition_key
-from dagster_project.lib.partitions import daily_partitions
-from dagster_project.lib.runner import run_days
+from dagster_project.resources.partitions import daily_partitions
+from dagster_project.runs.runner import run_days
 
 
 def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_config):

@@ -317,8 +317,8 @@ def test_every_delivery_pattern_gives_the_ground_truth_each_night(tmp_path: Path
 def test_rows_landed_but_invisible_as_of_the_day_are_said_and_opened(tmp_path: Path) -> None:
     # Onboarding: exports copied today, reconciled as of an earlier day. Every row lands, none is known by
     # the end of D: the run must say so with the reason, not report an empty "ok".
-    from dagster_project.lib.contract_diffs import source_health_diffs
-    from dagster_project.lib.summary import build_summary, render_summary
+    from dagster_project.exceptions.contract_diffs import source_health_diffs
+    from dagster_project.reports.run_summary import build_summary, render_summary
 
     p = Project(tmp_path, "b")
     p.deliver(p.data, D1)

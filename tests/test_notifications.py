@@ -30,11 +30,11 @@ from dagster_project.config.exceptions import (
 )
 from dagster_project.config.model import ReconConfig
 from dagster_project.defs.exceptions import sensors
+from dagster_project.exceptions.store import escalate, sync_exceptions
 from dagster_project.lib.database import connect
-from dagster_project.lib.duckdb_resource import DuckDBResource
-from dagster_project.lib.exceptions_store import escalate, sync_exceptions
-from dagster_project.lib.notifications import build_senders, flush, outbox_summary
-from dagster_project.lib.notifications.channels import redact
+from dagster_project.notifications import build_senders, flush, outbox_summary
+from dagster_project.notifications.channels import redact
+from dagster_project.resources.duckdb_resource import DuckDBResource
 
 D1, D2 = dt.date(2026, 10, 1), dt.date(2026, 10, 2)
 NIGHT = dt.datetime(2026, 10, 2, 2, 0)

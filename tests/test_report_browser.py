@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from dagster_project.config.model import ReconConfig
-from dagster_project.lib.reports import build_report
+from dagster_project.reports import build_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs"))
 

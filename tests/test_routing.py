@@ -8,8 +8,14 @@ import json
 import pytest
 
 from dagster_project.config.model import ReconConfig
+from dagster_project.exceptions.routing import (
+    OrderContext,
+    Router,
+    cutoff,
+    dbt_meta_owners,
+    load_order_contexts,
+)
 from dagster_project.lib.database import connect
-from dagster_project.lib.routing import OrderContext, Router, cutoff, dbt_meta_owners, load_order_contexts
 
 D = dt.date(2026, 10, 5)
 AT = cutoff(D)  # 2026-10-06 00:00

@@ -38,7 +38,7 @@ from dagster_project.config.model import ReconConfig
 from dagster_project.dbt.dbt_codegen import lay_out_project
 from dagster_project.dbt.dbt_in_process import InProcessDbt, parse_project, parsed_manifest
 from dagster_project.lib.errors import PlainError, without_traceback
-from dagster_project.lib.run_lock import held_for_run
+from dagster_project.resources.run_lock import held_for_run
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DUCKDB_PATH_ENV = "RECON_DUCKDB_PATH"

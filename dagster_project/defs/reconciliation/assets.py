@@ -11,7 +11,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from dagster_project.config.model import ReconConfig
 from dagster_project.dbt.dbt_project import AS_OF_DATE_ENV, get_dbt_project, set_dbt_env
-from dagster_project.lib.partitions import daily_partitions
+from dagster_project.resources.partitions import daily_partitions
 
 
 class ReconDbtTranslator(DagsterDbtTranslator):
