@@ -44,7 +44,7 @@ except ImportError:  # an older tree
 
 gx_dir, repeat, now = sys.argv[1], int(sys.argv[2]), dt.datetime.fromisoformat(sys.argv[3])
 started = time.perf_counter()
-if __import__("pathlib").Path("dagster_project/lib/contracts/gx_duckdb.py").is_file():  # the GX runner
+if __import__("pathlib").Path("dagster_project/contracts/gx_duckdb.py").is_file():  # the GX runner
     import great_expectations  # noqa: F401  (paid once per process: timed apart, not per stream)
 gx_import = time.perf_counter() - started
 config = load_config(DEMO_CONFIG_PATH)

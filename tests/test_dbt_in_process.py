@@ -1,4 +1,4 @@
-"""dbt run inside the Dagster process (dagster_project/lib/dbt_in_process.py), on a small dbt project of
+"""dbt run inside the Dagster process (dagster_project/dbt/dbt_in_process.py), on a small dbt project of
 its own: what a dbt subprocess gave through dagster-dbt must still hold.
 
 Real dbt, real DuckDB file, real Dagster materializations (an ephemeral instance).

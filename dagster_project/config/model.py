@@ -266,7 +266,7 @@ class ProjectConfig(_Strict):
     end_date: dt.date | None = None
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     # The GX File Data Context holding this config's contract suites; default <state_dir>/expectations
-    # (see dagster_project/lib/contracts/suites.py: expectations_dir_for).
+    # (see dagster_project/contracts/suites.py: expectations_dir_for).
     expectations_dir: str | None = None
 
     @field_validator("end_date", mode="before")

@@ -81,7 +81,7 @@ def validation_result(suite: dict[str, Any], results: list[dict[str, Any]], *, t
                                              "data_asset_name": table,
                                              "batch_identifiers": {"as_of_date": str(as_of_date) if as_of_date
                                                                    else None}},
-                 "validated_by": "recon (dagster_project/lib/contracts/compiler.py: one SQL query per stream)"},
+                 "validated_by": "recon (dagster_project/contracts/compiler.py: one SQL query per stream)"},
         "batch_id": batch_id,
     }
 

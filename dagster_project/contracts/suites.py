@@ -174,7 +174,7 @@ def suite_json(contract: StreamContract) -> dict[str, Any]:
         + [_extra_json(name, i, e) for i, e in enumerate(contract.extra_expectations)],
         "meta": {
             "great_expectations_version": "1.24.1",
-            "generated_by": "recon contracts generate (dagster_project/lib/contracts/suites.py)",
+            "generated_by": "recon contracts generate (dagster_project/contracts/suites.py)",
             "system": contract.system,
             "stream": contract.stream,
             "role": contract.role,

@@ -135,7 +135,7 @@ class ReconDbtCliResource(DbtCliResource):
     differs: dbt runs in a thread of this one, on a manifest parsed once per process.
     """
 
-    # The config's state folder: a run that runs dbt holds its run lock (``lib.run_lock.held_for_run``).
+    # The config's state folder: a run that runs dbt holds its run lock (``resources.run_lock.held_for_run``).
     state_dir: str | None = None
 
     @contextmanager

@@ -1,7 +1,7 @@
 """Reading the exception store for people: one exception by id or short prefix, an owner's queue, an event log.
 
 Only DuckDB and the routing clock are imported here (no Dagster, no Arrow), so ``recon exceptions
-list|show|queue`` and ``recon order`` start fast; the writes live in :mod:`lib.exceptions_store`.
+list|show|queue`` and ``recon order`` start fast; the writes live in :mod:`dagster_project.exceptions.store`.
 
 Two clocks, one meaning each (docs/exceptions.md#clocks): the **as-of day** is the day of data a
 nightly run reconciled; the latest one in the store is "today" for an owner: an exception is

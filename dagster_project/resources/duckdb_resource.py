@@ -17,7 +17,7 @@ class DuckDBResource(dg.ConfigurableResource):
     """The reconciliation database (one DuckDB file by default).
 
     With ``state_dir`` (the definitions give the config's), a run whose steps use it holds the config's
-    run lock while it runs (``lib.run_lock.held_for_run``): one writer, whoever started the run.
+    run lock while it runs (``resources.run_lock.held_for_run``): one writer, whoever started the run.
     """
 
     database: str

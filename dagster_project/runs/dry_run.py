@@ -1,6 +1,6 @@
 """Dry run: what a rule or config change would do to the exceptions, without touching them.
 
-``plan_exceptions`` runs the same planner as the nightly sync (``exceptions_store.plan_sync``) with
+``plan_exceptions`` runs the same planner as the nightly sync (``exceptions.store.plan_sync``) with
 the same routing and SLAs, against the current exceptions, and returns the plan. It only reads;
 it works on a read-only connection. ``recon run --date D --dry-run`` builds the day's diffs on a
 scratch copy of the database and prints the plan.
