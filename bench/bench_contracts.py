@@ -35,16 +35,16 @@ REPO = Path(__file__).resolve().parents[1]
 # Run in both trees (the old one through a subprocess): validate `repeat` times, print one JSON line.
 TIMED = r"""
 import datetime as dt, json, sys, time
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
-from dagster_project.lib.contracts.runner import validate_stream
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
+from dagster_project.contracts.runner import validate_stream
 try:
     from dagster_project.lib.database import connect
 except ImportError:  # an older tree
-    from dagster_project.lib.duckdb_resource import connect
+    from dagster_project.resources.duckdb_resource import connect
 
 gx_dir, repeat, now = sys.argv[1], int(sys.argv[2]), dt.datetime.fromisoformat(sys.argv[3])
 started = time.perf_counter()
-if __import__("pathlib").Path("dagster_project/lib/contracts/gx_duckdb.py").is_file():  # the GX runner
+if __import__("pathlib").Path("dagster_project/contracts/gx_duckdb.py").is_file():  # the GX runner
     import great_expectations  # noqa: F401  (paid once per process: timed apart, not per stream)
 gx_import = time.perf_counter() - started
 config = load_config(DEMO_CONFIG_PATH)
@@ -147,8 +147,8 @@ def main() -> None:
                    "GX_ANALYTICS_ENABLED": "false"}
             env.pop("RECON_CONFIG", None)
             os.environ.update({"RECON_HOME": env["RECON_HOME"], "RECON_DEMO_DATA": env["RECON_DEMO_DATA"]})
-            from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
-            from dagster_project.lib.contracts.suites import generate_suites
+            from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
+            from dagster_project.contracts.suites import generate_suites
 
             config = load_config(DEMO_CONFIG_PATH)
             gx_dir = tmp / f"expectations-{rows}"

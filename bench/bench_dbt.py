@@ -98,10 +98,10 @@ def main() -> None:
     shutil.rmtree(home, ignore_errors=True)
     os.environ["RECON_HOME"] = str(home)
     os.environ["RECON_DEMO_DATA"] = str(drop)
+    from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
+    from dagster_project.dbt.dbt_project import AS_OF_DATE_ENV, DUCKDB_PATH_ENV, get_dbt_project, set_dbt_env
     from dagster_project.defs.ingestion.assets import file_drop_stream
-    from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
     from dagster_project.lib.database import connect
-    from dagster_project.lib.dbt_project import AS_OF_DATE_ENV, DUCKDB_PATH_ENV, get_dbt_project, set_dbt_env
     from ingestion.demo.generator import generate
     from ingestion.sync import sync_stream
 

@@ -13,7 +13,7 @@ holds them), drops them into <workdir>/drop (hard links, mtimes kept) and plays 
 - nothing: day N+1 runs again with nothing new.
 
 Each night, in its own subprocess so each peak RSS is its own, the platform runs the day
-(`dagster_project.lib.runner.run_days` with the demo config, RECON_HOME and RECON_DEMO_DATA pointing into
+(`dagster_project.runs.runner.run_days` with the demo config, RECON_HOME and RECON_DEMO_DATA pointing into
 the work dir), then bench/handwritten_nightly.py reads the same files for the same day. Both sides' diffs
 (order_id, diff_type, system, amount_at_risk) must be equal: if they are not, the first 20 differences are
 printed and the benchmark exits with status 1. Prints per-phase times from the Dagster run's event log
@@ -88,9 +88,9 @@ def platform_side(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     import dagster as dg
 
-    from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+    from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
     from dagster_project.lib.database import connect
-    from dagster_project.lib.runner import run_days
+    from dagster_project.runs.runner import run_days
 
     config = load_config(DEMO_CONFIG_PATH)
     lines: list[str] = []

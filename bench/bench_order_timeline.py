@@ -21,9 +21,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
+from dagster_project.exceptions.store import ensure_schema
 from dagster_project.lib.database import connect
-from dagster_project.lib.exceptions_store import ensure_schema
 
 
 def build(db: Path, orders: int) -> None:
@@ -124,7 +124,7 @@ def main() -> None:
 
     import click
 
-    from dagster_project.lib.exceptions_cli import order
+    from dagster_project.cli.exceptions import order
 
     @click.group()
     @click.pass_context

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from dagster_project.config.model import ReconConfig, load_config
+from dagster_project.dbt.dbt_project import get_dbt_resource
 from dagster_project.defs.contracts import checks as contract_checks
 from dagster_project.defs.exceptions import assets as exception_assets
 from dagster_project.defs.exceptions import sensors as exception_sensors
@@ -12,9 +14,7 @@ from dagster_project.defs.reconciliation import assets as reconciliation_assets
 from dagster_project.defs.reconciliation import schedules as reconciliation_schedules
 from dagster_project.defs.reporting import assets as reporting_assets
 from dagster_project.defs.reporting import sensors as reporting_sensors
-from dagster_project.lib.config import ReconConfig, load_config
-from dagster_project.lib.dbt_project import get_dbt_resource
-from dagster_project.lib.duckdb_resource import DuckDBResource
+from dagster_project.resources.duckdb_resource import DuckDBResource
 
 
 def build_definitions(config_path: str | None = None) -> dg.Definitions:

@@ -1,8 +1,8 @@
 """The catalogue: the roles with their canonical fields, and the diff types, declared once.
 
-Everything else reads it: the config's validation (`dagster_project/lib/config.py`: which fields a
+Everything else reads it: the config's validation (`dagster_project/config/model.py`: which fields a
 role may map, the default grace windows, which diff types a config may name), the generated staging
-models and their docs (`dagster_project/lib/dbt_codegen.py`), the dbt macros (the config's dbt vars
+models and their docs (`dagster_project/dbt/dbt_codegen.py`), the dbt macros (the config's dbt vars
 carry `catalogue`: `macros/role_columns.sql` reads the staged columns from there), contract
 generation, onboarding, the demo generator, and the tables in docs/reconciliation-rules.md (a test
 checks them against this module). It lives in `ingestion/`, the lowest layer, because connectors,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, ReconConfig, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, ReconConfig, load_config
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ import pytest
 from loopback_api import FakeClock, LoopbackApi, link_header, serve
 from test_dbt_models import DbtEnv
 
-from dagster_project.lib.config import load_config
-from dagster_project.lib.dbt_codegen import write_generated_files
+from dagster_project.config.model import load_config
+from dagster_project.dbt.dbt_codegen import write_generated_files
 from ingestion.connectors import stream_for
 from ingestion.sync import sync_stream
 

@@ -1,4 +1,5 @@
-"""The house's shape: no import circles, no private names imported across modules.
+"""The house's shape: no import circles, no private names imported across modules, `lib/` only the
+shared modules, and the CLI a leaf.
 
 Imports inside functions count too: a circle broken by a function-level import is still a circle.
 """
@@ -10,6 +11,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("dagster_project", "ingestion")
+# dagster_project/lib/ holds only what every domain shares; a domain's code lives in its own package.
+SHARED = ("dagster_project.lib", "dagster_project.lib.bulk_write", "dagster_project.lib.database",
+          "dagster_project.lib.errors", "dagster_project.lib.money")
+CLI = "dagster_project.cli"
 
 
 def _modules() -> dict[str, Path]:
@@ -87,6 +92,29 @@ def test_no_private_name_is_imported_from_another_module():
     private = sorted(f"{m} imports {t}.{name}" for m, targets in _imports(modules).items()
                      for t, name in targets if name and name.startswith("_") and t != m)
     assert private == []
+
+
+def test_lib_holds_only_the_shared_modules_and_imports_nothing_else_of_ours():
+    modules = _modules()
+    assert sorted(m for m in modules if m.startswith("dagster_project.lib.") or m == "dagster_project.lib") \
+        == sorted(SHARED)
+    assert sorted(p.name for p in (REPO / "dagster_project" / "lib").iterdir() if p.name != "__pycache__") \
+        == sorted(f"{m.rpartition('.')[2] if m != 'dagster_project.lib' else '__init__'}.py" for m in SHARED)
+    outside = sorted(f"{m} imports {t}" for m, targets in _imports(modules).items() if m in SHARED
+                     for t, _ in targets if t not in SHARED)
+    assert outside == []
+
+
+def _in_cli(module: str) -> bool:
+    return module == CLI or module.startswith(f"{CLI}.")
+
+
+def test_the_cli_is_a_leaf():
+    # Nothing of ours imports the command line: only the entry point (pyproject's recon) and the tests.
+    modules = _modules()
+    importers = sorted(f"{m} imports {t}" for m, targets in _imports(modules).items() if not _in_cli(m)
+                       for t, _ in targets if _in_cli(t))
+    assert importers == []
 
 
 def test_the_checks_see_a_circle_and_a_private_import(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
 from dagster_project.lib.database import connect
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def snapshot(db: Path) -> dict[str, list[tuple]]:
 def test_backfill_of_a_date_range_equals_the_days_one_by_one(tmp_path: Path, monkeypatch) -> None:
     from test_ui import DagsterDev
 
-    from dagster_project.lib.runner import run_days
+    from dagster_project.runs.runner import run_days
     from ingestion.demo.generator import generate
 
     data = tmp_path / "demo-data"

@@ -14,10 +14,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
-from dagster_project.lib.dbt_codegen import lay_out_project
-from dagster_project.lib.dbt_in_process import invoke
-from dagster_project.lib.dbt_project import AS_OF_DATE_ENV
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
+from dagster_project.dbt.dbt_codegen import lay_out_project
+from dagster_project.dbt.dbt_in_process import invoke
+from dagster_project.dbt.dbt_project import AS_OF_DATE_ENV
 from ingestion.sync import sync_system
 
 pytestmark = pytest.mark.slow

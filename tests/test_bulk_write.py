@@ -12,10 +12,10 @@ from decimal import Decimal
 
 import pytest
 
-from dagster_project.lib import exceptions_store as store
+from dagster_project.exceptions import store
+from dagster_project.exceptions.store import exception_id, sync_exceptions
 from dagster_project.lib.bulk_write import BulkWriteError, arrow_type, insert_rows
 from dagster_project.lib.database import connect
-from dagster_project.lib.exceptions_store import exception_id, sync_exceptions
 
 D1 = dt.date(2026, 10, 1)
 ROLES = {"orders": ["shop"], "payments": ["psp"], "invoices": ["erp"]}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, ConfigError, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, ConfigError, load_config
 from ingestion import catalogue
 
 RULES_DOC = Path(__file__).resolve().parents[1] / "docs" / "reconciliation-rules.md"

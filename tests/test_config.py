@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, ConfigError, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, ConfigError, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -180,7 +180,7 @@ def test_cron_accepts_what_dagster_accepts(tmp_path):
 def test_freshness_defaults_to_24_hours_and_null_means_never_stale(tmp_path):
     """The documented default (docs/reconciliation-rules.md, README): 24 h; `freshness_hours: null` opts out,
     and then the contract has no freshness rule and dbt gets null (never stale)."""
-    from dagster_project.lib.contracts.rules import build_contract
+    from dagster_project.contracts.rules import build_contract
 
     default = load_config(write(tmp_path, MINIMAL.format(db=tmp_path / "x.duckdb")), env={})
     assert default.systems["shop"].freshness_hours == 24

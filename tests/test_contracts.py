@@ -15,12 +15,12 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, ReconConfig, load_config
-from dagster_project.lib.contracts.cli import contracts
-from dagster_project.lib.contracts.runner import ContractResult, validate_stream
-from dagster_project.lib.contracts.suites import EXPECTATIONS_DIR, contracts_for, generate_suites, is_stale
+from dagster_project.cli.contracts import contracts
+from dagster_project.config.model import DEMO_CONFIG_PATH, ReconConfig, load_config
+from dagster_project.contracts.runner import ContractResult, validate_stream
+from dagster_project.contracts.suites import EXPECTATIONS_DIR, contracts_for, generate_suites, is_stale
 from dagster_project.lib.database import connect
-from dagster_project.lib.duckdb_resource import DuckDBResource
+from dagster_project.resources.duckdb_resource import DuckDBResource
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -331,7 +331,7 @@ def test_missing_committed_demo_suite_fails_and_says_what_to_run(con, config):
 def test_another_config_never_uses_or_overwrites_the_demo_suites(con, tmp_path, recon_home):
     """A config of one's own whose systems are called like the demo's (shop, psp) keeps its suites in its
     state folder; pointing it at the committed folder is refused, and the committed files do not change."""
-    from dagster_project.lib.contracts.suites import ProtectedSuitesError, expectations_dir_for
+    from dagster_project.contracts.suites import ProtectedSuitesError, expectations_dir_for
 
     before = {p.name: p.read_bytes() for p in (EXPECTATIONS_DIR / "expectations").glob("*.json")}
     text = DEMO_CONFIG_PATH.read_text()
@@ -390,7 +390,7 @@ def test_override_changes_the_suite(config, tmp_path):
 
 def _check_defs(config: ReconConfig, gx_dir: Path) -> dg.Definitions:
     from dagster_project.defs.contracts.checks import build_defs
-    from dagster_project.lib.partitions import daily_partitions
+    from dagster_project.resources.partitions import daily_partitions
 
     specs = [dg.AssetSpec(["raw", s, t], partitions_def=daily_partitions(config))
              for s in sorted(config.systems) for t in sorted(config.systems[s].streams)]
@@ -449,7 +449,7 @@ def test_dagster_checks(con, config, gx_dir):
 def test_only_the_blocking_contract_check_stops_what_is_downstream(con, config, gx_dir):
     """psp.charges only warns (its downstream runs); erp.documents lacks a mapped column (its downstream is skipped)."""
     from dagster_project.defs.contracts.checks import build_checks
-    from dagster_project.lib.partitions import daily_partitions
+    from dagster_project.resources.partitions import daily_partitions
 
     rows = charges()
     rows[0]["currency"] = "xx1"
@@ -566,8 +566,8 @@ def test_compiled_query_counts_what_gx_counts(tmp_path):
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    from dagster_project.lib.contracts.compiler import compile_suite
-    from dagster_project.lib.contracts.evaluation import evaluate
+    from dagster_project.contracts.compiler import compile_suite
+    from dagster_project.contracts.evaluation import evaluate
 
     con = duckdb.connect(str(tmp_path / "oracle.duckdb"))
     _oracle_table(con)
@@ -602,8 +602,8 @@ def test_compiled_query_counts_what_gx_counts(tmp_path):
 def test_compiled_types_rows_queries_and_what_cannot_compile(tmp_path):
     """The SQL-only expectations (column types, UnexpectedRowsExpectation), against hand-computed results;
     an expectation that cannot be compiled is a failure that says why, never skipped."""
-    from dagster_project.lib.contracts.compiler import compile_suite
-    from dagster_project.lib.contracts.evaluation import evaluate
+    from dagster_project.contracts.compiler import compile_suite
+    from dagster_project.contracts.evaluation import evaluate
 
     con = duckdb.connect(str(tmp_path / "oracle.duckdb"))
     _oracle_table(con)

@@ -1,4 +1,4 @@
-"""dbt run inside the Dagster process (dagster_project/lib/dbt_in_process.py), on a small dbt project of
+"""dbt run inside the Dagster process (dagster_project/dbt/dbt_in_process.py), on a small dbt project of
 its own: what a dbt subprocess gave through dagster-dbt must still hold.
 
 Real dbt, real DuckDB file, real Dagster materializations (an ephemeral instance).
@@ -14,9 +14,9 @@ import dagster as dg
 import pytest
 from dagster_dbt import DagsterDbtCliRuntimeError, DbtCliResource, DbtProject, dbt_assets
 
-from dagster_project.lib import dbt_in_process
+from dagster_project.dbt import dbt_in_process
+from dagster_project.dbt.dbt_project import ReconDbtCliResource
 from dagster_project.lib.database import connect
-from dagster_project.lib.dbt_project import ReconDbtCliResource
 
 MODELS = {
     "orders.sql": "select * from (values (1, 'A-1', 10.5), (2, 'A-2', 20.0)) t(id, order_no, amount)",

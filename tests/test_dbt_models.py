@@ -16,14 +16,14 @@ import duckdb
 import pytest
 import yaml
 
-from dagster_project.lib.dbt_codegen import (
+from dagster_project.dbt.dbt_codegen import (
     GENERATED_DIR,
     lay_out_project,
     render_files,
     write_generated_files,
 )
-from dagster_project.lib.dbt_in_process import DbtOutcome, invoke
-from dagster_project.lib.dbt_project import AS_OF_DATE_ENV
+from dagster_project.dbt.dbt_in_process import DbtOutcome, invoke
+from dagster_project.dbt.dbt_project import AS_OF_DATE_ENV
 from ingestion import catalogue
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ import duckdb
 import pytest
 from test_dbt_models import AIRBYTE_COLUMNS, DbtEnv, _epoch, _field, create_raw_tables, recon_vars
 
-from dagster_project.lib.dbt_codegen import write_generated_files
+from dagster_project.dbt.dbt_codegen import write_generated_files
 
 DAY = "2026-10-05"
 FILE_TIME = "2026-10-05 20:00:00"  # every row below was delivered before the cutoff of DAY

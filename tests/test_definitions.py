@@ -9,12 +9,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from dagster_project.config.model import DEMO_CONFIG_PATH, ConfigError, load_config
+from dagster_project.dbt.dbt_project import ReconDbtCliResource
 from dagster_project.definitions import build_definitions
 from dagster_project.defs.reconciliation.schedules import NIGHTLY_JOB, nightly_partition_key
-from dagster_project.lib.config import DEMO_CONFIG_PATH, ConfigError, load_config
-from dagster_project.lib.dbt_project import ReconDbtCliResource
-from dagster_project.lib.partitions import daily_partitions
-from dagster_project.lib.runner import run_days
+from dagster_project.resources.partitions import daily_partitions
+from dagster_project.runs.runner import run_days
 
 
 def test_definitions_load_with_every_stream_model_and_the_exceptions_asset(demo_config):
@@ -89,7 +89,7 @@ def test_dbt_resource_knows_the_version_dbt_itself_reports():
     # the dbt executable it invokes would give.
     from dagster_dbt import DbtCliResource
 
-    from dagster_project.lib.dbt_project import DBT_PROJECT_DIR, _dbt_on_path
+    from dagster_project.dbt.dbt_project import DBT_PROJECT_DIR, _dbt_on_path
 
     _dbt_on_path()
     resource = ReconDbtCliResource(project_dir=str(DBT_PROJECT_DIR))

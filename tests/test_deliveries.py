@@ -23,10 +23,10 @@ import duckdb
 import pytest
 import yaml
 
-from dagster_project.lib.config import load_config
-from dagster_project.lib.dbt_codegen import lay_out_project
-from dagster_project.lib.dbt_in_process import invoke
-from dagster_project.lib.dbt_project import AS_OF_DATE_ENV
+from dagster_project.config.model import load_config
+from dagster_project.dbt.dbt_codegen import lay_out_project
+from dagster_project.dbt.dbt_in_process import invoke
+from dagster_project.dbt.dbt_project import AS_OF_DATE_ENV
 from ingestion.sync import sync_system
 
 pytestmark = pytest.mark.slow
@@ -317,8 +317,8 @@ def test_every_delivery_pattern_gives_the_ground_truth_each_night(tmp_path: Path
 def test_rows_landed_but_invisible_as_of_the_day_are_said_and_opened(tmp_path: Path) -> None:
     # Onboarding: exports copied today, reconciled as of an earlier day. Every row lands, none is known by
     # the end of D: the run must say so with the reason, not report an empty "ok".
-    from dagster_project.lib.contract_diffs import source_health_diffs
-    from dagster_project.lib.summary import build_summary, render_summary
+    from dagster_project.exceptions.contract_diffs import source_health_diffs
+    from dagster_project.reports.run_summary import build_summary, render_summary
 
     p = Project(tmp_path, "b")
     p.deliver(p.data, D1)

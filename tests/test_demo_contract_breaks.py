@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
-from dagster_project.lib.contract_diffs import contract_violation_diffs
-from dagster_project.lib.contracts.runner import ContractResult, validate_all
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
+from dagster_project.contracts.runner import ContractResult, validate_all
+from dagster_project.exceptions.contract_diffs import contract_violation_diffs
 from dagster_project.lib.database import connect
 from ingestion.demo import expected_contract_breaks, expected_diffs, generate
 from ingestion.demo.contract_breaks import CONTRACT_BREAKS_FILE

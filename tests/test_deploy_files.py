@@ -57,8 +57,8 @@ def test_compose_helm_and_image_name_the_same_code_location_module_and_instance(
 
 def test_recon_rewrites_its_own_instance_settings_when_the_config_changes_and_never_a_users(
         recon_home: Path, tmp_path: Path, monkeypatch) -> None:
-    from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
-    from dagster_project.lib.runner import dagster_home
+    from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
+    from dagster_project.runs.runner import dagster_home
 
     settings = recon_home / "dagster_home" / "dagster.yaml"
     dagster_home(load_config(DEMO_CONFIG_PATH))

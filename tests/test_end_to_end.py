@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, ReconConfig, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, ReconConfig, load_config
 from dagster_project.lib.database import connect
-from dagster_project.lib.runner import days_between, run_days
+from dagster_project.runs.runner import days_between, run_days
 from ingestion.demo import expected_contract_breaks
 from ingestion.demo.generator import generate
 from ingestion.demo.ground_truth import expected_diffs

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
+from dagster_project.exceptions.store import exception_id, sync_exceptions
 from dagster_project.lib.database import connect
-from dagster_project.lib.exceptions_store import exception_id, sync_exceptions
 
 D1, D2, D3, D4 = (dt.date(2026, 10, d) for d in (1, 2, 3, 4))
 ROLES = {"orders": ["shop"], "payments": ["psp"], "invoices": ["erp"]}
@@ -133,8 +133,8 @@ def test_failure_rolls_back_everything(con):
 import datetime as _dt  # noqa: E402
 import json  # noqa: E402
 
-from dagster_project.lib import exceptions_store as store  # noqa: E402
-from dagster_project.lib.dry_run import plan_exceptions  # noqa: E402
+from dagster_project.exceptions import store  # noqa: E402
+from dagster_project.runs.dry_run import plan_exceptions  # noqa: E402
 
 NOW = _dt.datetime(2026, 10, 2, 3, 0)
 

@@ -11,9 +11,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+from dagster_project.config.model import ReconConfig
 from dagster_project.defs.ingestion import assets as ingestion_assets
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.duckdb_resource import DuckDBResource
+from dagster_project.resources.duckdb_resource import DuckDBResource
 
 
 def _asset(config: ReconConfig, root: Path) -> dg.AssetsDefinition:

@@ -17,15 +17,15 @@ import pytest
 import test_notifications as notifications_test
 from test_notifications import D1, NIGHT, ROLES, SLACK_SECRET, a_bad_night, diff
 
+from dagster_project.config.exceptions import WebhookChannel
 from dagster_project.defs.exceptions import assets as exception_assets
 from dagster_project.defs.exceptions import sensors
-from dagster_project.lib import exceptions_store
-from dagster_project.lib.config_exceptions import WebhookChannel
+from dagster_project.exceptions import store as exceptions_store
 from dagster_project.lib.database import connect
-from dagster_project.lib.duckdb_resource import DuckDBResource
-from dagster_project.lib.notifications import flush, outbox_summary
-from dagster_project.lib.runner import notification_note
-from dagster_project.lib.summary import build_summary, render_summary
+from dagster_project.notifications import flush, outbox_summary
+from dagster_project.reports.run_summary import build_summary, render_summary
+from dagster_project.resources.duckdb_resource import DuckDBResource
+from dagster_project.runs.runner import notification_note
 
 # Fixtures shared with test_notifications: a real HTTP server, a real SMTP server, the config, a connection.
 http, smtp, cfg, con = notifications_test.http, notifications_test.smtp, notifications_test.cfg, notifications_test.con

@@ -20,8 +20,8 @@ import pytest
 import test_notifications as notifications_test
 from test_notifications import D1, NIGHT, ROLES, SLACK_SECRET, diff
 
-from dagster_project.lib.exceptions_store import sync_exceptions
-from dagster_project.lib.notifications import flush, render
+from dagster_project.exceptions.store import sync_exceptions
+from dagster_project.notifications import flush, render
 
 # Fixtures shared with test_notifications: a real HTTP server, a real SMTP server, the config, a connection.
 http, smtp, cfg, con = notifications_test.http, notifications_test.smtp, notifications_test.cfg, notifications_test.con

@@ -20,9 +20,7 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 
-from dagster_project.defs.exceptions import sensors
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.config_exceptions import (
+from dagster_project.config.exceptions import (
     DigestConfig,
     EmailChannel,
     NotificationsConfig,
@@ -30,11 +28,13 @@ from dagster_project.lib.config_exceptions import (
     SlackChannel,
     WebhookChannel,
 )
+from dagster_project.config.model import ReconConfig
+from dagster_project.defs.exceptions import sensors
+from dagster_project.exceptions.store import escalate, sync_exceptions
 from dagster_project.lib.database import connect
-from dagster_project.lib.duckdb_resource import DuckDBResource
-from dagster_project.lib.exceptions_store import escalate, sync_exceptions
-from dagster_project.lib.notifications import build_senders, flush, outbox_summary
-from dagster_project.lib.notifications.channels import redact
+from dagster_project.notifications import build_senders, flush, outbox_summary
+from dagster_project.notifications.channels import redact
+from dagster_project.resources.duckdb_resource import DuckDBResource
 
 D1, D2 = dt.date(2026, 10, 1), dt.date(2026, 10, 2)
 NIGHT = dt.datetime(2026, 10, 2, 2, 0)

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from dagster_project.cli import cli
-from dagster_project.lib.config import load_config
-from dagster_project.lib.contracts.suites import EXPECTATIONS_DIR
+from dagster_project.config.model import load_config
+from dagster_project.contracts.suites import EXPECTATIONS_DIR
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.reports import build_report
+from dagster_project.config.model import ReconConfig
+from dagster_project.reports import build_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs"))
 
@@ -140,8 +140,8 @@ def check_the_report_asset_reruns_the_same(home: Path, monkeypatch: pytest.Monke
 
     import dagster as dg
 
+    from dagster_project.config.model import DEMO_CONFIG_PATH
     from dagster_project.definitions import build_definitions
-    from dagster_project.lib.config import DEMO_CONFIG_PATH
 
     for key, value in screenshots.demo_env(home).items():
         if key.startswith(("RECON_", "DAGSTER_HOME")):

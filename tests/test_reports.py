@@ -17,10 +17,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.exceptions_store import ensure_schema
-from dagster_project.lib.reports import build_report, collect
-from dagster_project.lib.reports.data import age_bucket
+from dagster_project.config.model import ReconConfig
+from dagster_project.exceptions.store import ensure_schema
+from dagster_project.reports import build_report, collect
+from dagster_project.reports.data import age_bucket
 
 D = dt.date(2026, 10, 5)
 
@@ -31,7 +31,7 @@ import dagster as dg
 from dagster_project.definitions import build_definitions
 from dagster_project.defs.reporting import assets as reporting_assets
 from dagster_project.defs.reporting import sensors as reporting_sensors
-from dagster_project.lib.config import load_config
+from dagster_project.config.model import load_config
 
 
 def definitions_with_reporting(config_path=None):
@@ -237,7 +237,7 @@ def test_report_files_are_written_to_the_dated_folder(small_db: Path, demo_confi
 def test_workbook_has_a_sheet_per_section_with_number_formats(small_db: Path, demo_config: ReconConfig,
                                                               tmp_path: Path) -> None:
     openpyxl = pytest.importorskip("openpyxl", reason="openpyxl is a dev dependency (pip install -e '.[dev]')")
-    from dagster_project.lib.reports.writers import SECTIONS
+    from dagster_project.reports.writers import SECTIONS
 
     con = duckdb.connect(str(small_db), read_only=True)
     result = build_report(con, demo_config, D, out=tmp_path / "reports")
@@ -271,7 +271,7 @@ def test_workbook_has_a_sheet_per_section_with_number_formats(small_db: Path, de
 
 
 def test_report_of_a_day_that_was_not_reconciled_fails_clearly(small_db: Path, demo_config: ReconConfig) -> None:
-    from dagster_project.lib.reports import ReportDataError
+    from dagster_project.reports import ReportDataError
 
     con = duckdb.connect(str(small_db), read_only=True)
     with pytest.raises(ReportDataError, match="2026-10-09 has not been reconciled"):
@@ -294,7 +294,7 @@ def test_run_failure_alert_goes_to_the_outbox_once(demo_config: ReconConfig, mon
         def send(self, message: dict) -> None:
             sent.append(message)
 
-    monkeypatch.setattr("dagster_project.lib.notifications.outbox.build_senders",
+    monkeypatch.setattr("dagster_project.notifications.outbox.build_senders",
                         lambda config, env=None: {"ticketing": Capture()})
     demo_config.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     now = dt.datetime(2026, 10, 6, 2, 5)

@@ -7,9 +7,15 @@ import json
 
 import pytest
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
+from dagster_project.exceptions.routing import (
+    OrderContext,
+    Router,
+    cutoff,
+    dbt_meta_owners,
+    load_order_contexts,
+)
 from dagster_project.lib.database import connect
-from dagster_project.lib.routing import OrderContext, Router, cutoff, dbt_meta_owners, load_order_contexts
 
 D = dt.date(2026, 10, 5)
 AT = cutoff(D)  # 2026-10-06 00:00
@@ -126,7 +132,7 @@ def test_dbt_meta_owners_are_read_from_the_manifest(config):
 ])
 def test_explicit_rules_match_on_every_condition(config, rule, matches):
     rules = [{"name": "r", "owner": "key-accounts", **rule}]
-    from dagster_project.lib.config_exceptions import RoutingRule
+    from dagster_project.config.exceptions import RoutingRule
 
     r = router(config, rules=[RoutingRule.model_validate(x) for x in rules])
     route = r.route(diff(), OrderContext("SO-1", "VALIDATED", "enterprise"), AT)
@@ -136,7 +142,7 @@ def test_explicit_rules_match_on_every_condition(config, rule, matches):
 
 
 def test_explicit_rules_come_first_and_first_match_wins(config):
-    from dagster_project.lib.config_exceptions import RoutingRule
+    from dagster_project.config.exceptions import RoutingRule
 
     rules = [RoutingRule(name="a", owner="first", roles=["invoices"]), RoutingRule(name="b", owner="second")]
     assert router(config, rules=rules).route(diff("missing_invoice", "erp", "invoices"), None, AT).owner == "first"

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from dagster_project.lib import exceptions_store as store
+from dagster_project.exceptions import store
+from dagster_project.exceptions.timeline import build_timeline, render_timeline
 from dagster_project.lib.database import connect
-from dagster_project.lib.timeline import build_timeline, render_timeline
 
 D1, D2, D3 = (dt.date(2026, 10, d) for d in (1, 2, 3))
 ROLES = {"orders": ["shop"], "payments": ["psp"], "invoices": ["erp"], "fulfillments": ["wms"], "customers": ["crm"]}

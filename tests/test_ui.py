@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.lib.runner import DAGSTER_YAML
+from dagster_project.runs.runner import DAGSTER_YAML
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,8 +129,8 @@ def evaluation_tag(dom: str) -> tuple[str, str]:
 
 def one_demo_night(ui: DagsterDev, monkeypatch) -> None:
     """Generate a 7-day demo, as `recon demo` does end the partitions with its data, and run its first day."""
-    from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
-    from dagster_project.lib.runner import run_days
+    from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
+    from dagster_project.runs.runner import run_days
     from ingestion.demo.generator import generate
 
     monkeypatch.setenv("DAGSTER_HOME", str(ui.home))  # the run goes into the instance the UI serves

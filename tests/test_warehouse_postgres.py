@@ -7,6 +7,7 @@ nights on both engines is tests/engines/test_engine_equality.py (`make test-engi
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 import yaml
 from pg_server import postgres_server
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
 from dagster_project.warehouse import WarehouseError, connect_postgres, dbt_env, postgres_url
 from dagster_project.warehouse.postgres import PostgresPublisher, PostgresServer, PublishError
 
@@ -29,7 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def pg(server):
-    name = f"wh_{abs(hash(object()))}"
+    name = f"wh_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server.url(), autocommit=True) as admin:
         admin.execute(f"create database {name}")
     con = psycopg.connect(server.url(name), autocommit=True)

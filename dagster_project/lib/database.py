@@ -2,7 +2,7 @@
 
 Every connection is set to UTC so that timestamp arithmetic never depends on the machine's zone. A
 file another process holds (a run, an analyst's session) is waited for, then named in a clear error.
-The Dagster resource around it is :class:`dagster_project.lib.duckdb_resource.DuckDBResource`.
+The Dagster resource around it is :class:`dagster_project.resources.duckdb_resource.DuckDBResource`.
 """
 
 from __future__ import annotations

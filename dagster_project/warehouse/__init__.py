@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.errors import PlainError
 
 # profiles.yml reads these: the target, and for postgres the connection (never written to a file).

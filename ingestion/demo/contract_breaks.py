@@ -2,7 +2,7 @@
 
 `write_contract_breaks` appends one record per source stream to that stream's file of a day chosen
 from the seed. Each record breaks exactly one quarantining row-level rule of the committed suites
-(`expectations/expectations/*.json`, see dagster_project/lib/contracts/rules.py):
+(`expectations/expectations/*.json`, see dagster_project/contracts/rules.py):
 
 | stream | what is wrong | rule |
 |---|---|---|

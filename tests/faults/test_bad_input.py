@@ -24,8 +24,8 @@ import pytest
 import yaml
 from test_deliveries import SYSTEMS
 
-from dagster_project.lib.config import ConfigError as ReconConfigError
-from dagster_project.lib.config import load_config
+from dagster_project.config.model import ConfigError as ReconConfigError
+from dagster_project.config.model import load_config
 from ingestion.connectors import stream_for
 from ingestion.protocol import ConfigError
 from ingestion.sync import SyncResult, sync_stream
@@ -267,7 +267,7 @@ def test_a_bad_cron_fails_config_validate(tmp_path: Path) -> None:
 
 
 def test_a_sql_looking_id_is_quoted_in_notification_timeline_links(tmp_path: Path) -> None:
-    from dagster_project.lib.notifications.outbox import _link
+    from dagster_project.notifications.outbox import _link
 
     path = tmp_path / "recon.yaml"
     path.write_text(config_yaml(tmp_path))
@@ -352,8 +352,8 @@ def large_at_risk(db: Path, day: date) -> str:
 
 @pytest.mark.slow
 def test_every_class_at_once_through_the_nightly_then_corrected(tmp_path: Path, recon_home: Path) -> None:
-    from dagster_project.lib.runner import run_days
-    from dagster_project.lib.summary import build_summary
+    from dagster_project.reports.run_summary import build_summary
+    from dagster_project.runs.runner import run_days
 
     path = tmp_path / "recon.yaml"
     path.write_text(config_yaml(tmp_path))

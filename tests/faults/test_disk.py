@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
 from dagster_project.lib.database import connect
 from ingestion.demo.generator import generate
 from ingestion.demo.ground_truth import expected_diffs

@@ -25,7 +25,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
 from dagster_project.lib.database import LOCK_WAIT_ENV, DatabaseBusyError, connect
 from ingestion.demo.generator import generate
 
@@ -42,7 +42,7 @@ while not release.exists():
 """
 HOLD_RUN_LOCK = HOLD.format(body="""
 import datetime as dt
-from dagster_project.lib.run_lock import run_lock
+from dagster_project.resources.run_lock import run_lock
 lock = run_lock(pathlib.Path(sys.argv[1]), "recon run", [dt.date(2026, 10, 1)])
 lock.__enter__()""")
 HOLD_SESSION = HOLD.format(body="""
@@ -271,7 +271,7 @@ def _raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def test_the_lock_file_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
-    from dagster_project.lib.run_lock import run_lock
+    from dagster_project.resources.run_lock import run_lock
 
     home = Home.__new__(Home)
     home.tmp, home.env = tmp_path, dict(os.environ)

@@ -25,7 +25,7 @@ from loopback_api import LoopbackApi, serve
 from test_api_examples import EXAMPLES, charge, stripe_route
 from test_notifications import HttpReceiver, SmtpReceiver
 
-from dagster_project.lib.config import DEMO_CONFIG_PATH, load_config
+from dagster_project.config.model import DEMO_CONFIG_PATH, load_config
 from ingestion.demo.generator import generate
 
 pytestmark = pytest.mark.slow

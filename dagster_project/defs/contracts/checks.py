@@ -15,11 +15,11 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.contracts.docs import results_root
-from dagster_project.lib.contracts.runner import ContractResult, validate_stream
-from dagster_project.lib.contracts.suites import expectations_dir_for
-from dagster_project.lib.duckdb_resource import DuckDBResource
+from dagster_project.config.model import ReconConfig
+from dagster_project.contracts.docs import results_root
+from dagster_project.contracts.runner import ContractResult, validate_stream
+from dagster_project.contracts.suites import expectations_dir_for
+from dagster_project.resources.duckdb_resource import DuckDBResource
 
 CHECK_NAME = "contract"
 ROWS_CHECK_NAME = "contract_rows"

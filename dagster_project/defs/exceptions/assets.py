@@ -6,12 +6,12 @@ import json
 
 import dagster as dg
 
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.contract_diffs import system_diffs
-from dagster_project.lib.diffs import diffs_for, stale_systems
-from dagster_project.lib.duckdb_resource import DuckDBResource
-from dagster_project.lib.exceptions_store import SCHEMA, sync_exceptions
-from dagster_project.lib.partitions import daily_partitions
+from dagster_project.config.model import ReconConfig
+from dagster_project.exceptions.contract_diffs import system_diffs
+from dagster_project.exceptions.diffs import diffs_for, stale_systems
+from dagster_project.exceptions.store import SCHEMA, sync_exceptions
+from dagster_project.resources.duckdb_resource import DuckDBResource
+from dagster_project.resources.partitions import daily_partitions
 
 
 def build_defs(config: ReconConfig) -> dg.Definitions:

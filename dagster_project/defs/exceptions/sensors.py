@@ -16,11 +16,11 @@ import datetime as dt
 import dagster as dg
 import duckdb
 
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.duckdb_resource import DuckDBResource
-from dagster_project.lib.exceptions_store import escalate
-from dagster_project.lib.notifications import flush, outbox_summary
-from dagster_project.lib.partitions import daily_partitions
+from dagster_project.config.model import ReconConfig
+from dagster_project.exceptions.store import escalate
+from dagster_project.notifications import flush, outbox_summary
+from dagster_project.resources.duckdb_resource import DuckDBResource
+from dagster_project.resources.partitions import daily_partitions
 
 ESCALATION_INTERVAL_SECONDS = 300
 OUTBOX_INTERVAL_SECONDS = 60

@@ -5,9 +5,9 @@
 
 import dagster as dg
 
-from dagster_project.lib.config import ReconConfig, SystemConfig
-from dagster_project.lib.duckdb_resource import DuckDBResource
-from dagster_project.lib.partitions import daily_partitions
+from dagster_project.config.model import ReconConfig, SystemConfig
+from dagster_project.resources.duckdb_resource import DuckDBResource
+from dagster_project.resources.partitions import daily_partitions
 from ingestion.connectors import stream_for
 from ingestion.sync import FileDropStream, sync_stream
 

@@ -9,9 +9,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.dbt_project import AS_OF_DATE_ENV, get_dbt_project, set_dbt_env
-from dagster_project.lib.partitions import daily_partitions
+from dagster_project.config.model import ReconConfig
+from dagster_project.dbt.dbt_project import AS_OF_DATE_ENV, get_dbt_project, set_dbt_env
+from dagster_project.resources.partitions import daily_partitions
 from dagster_project.warehouse import publish_sources, serve_results
 
 

@@ -5,8 +5,8 @@ import datetime as dt
 
 import dagster as dg
 
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.partitions import daily_partitions
+from dagster_project.config.model import ReconConfig
+from dagster_project.resources.partitions import daily_partitions
 
 NIGHTLY_JOB = "nightly_reconciliation"
 

@@ -5,11 +5,11 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_project.lib.config import ReconConfig
-from dagster_project.lib.duckdb_resource import DuckDBResource
-from dagster_project.lib.partitions import daily_partitions
-from dagster_project.lib.reports import ReportResult, build_report
-from dagster_project.lib.reports.render import money, pct
+from dagster_project.config.model import ReconConfig
+from dagster_project.reports import ReportResult, build_report
+from dagster_project.reports.render import money, pct
+from dagster_project.resources.duckdb_resource import DuckDBResource
+from dagster_project.resources.partitions import daily_partitions
 
 REPORT_ASSET_KEY = dg.AssetKey(["reconciliation_report"])
 # The marts the report reads (dbt assets are keyed marts/<model>).

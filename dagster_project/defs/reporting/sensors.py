@@ -15,10 +15,10 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from dagster_project.lib.config import ReconConfig
+from dagster_project.config.model import ReconConfig
 from dagster_project.lib.database import connect
-from dagster_project.lib.notifications import OUTBOX_TABLE, ensure_outbox, flush
-from dagster_project.lib.notifications.channels import channel_env_ready
+from dagster_project.notifications import OUTBOX_TABLE, ensure_outbox, flush
+from dagster_project.notifications.channels import channel_env_ready
 
 RUN_FAILURE_SENSOR = "run_failure_alert_sensor"
 

@@ -1,0 +1,1 @@
+"""Running the nightly job through Dagster (`runner`) and its dry run (`dry_run`)."""
