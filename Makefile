@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test test-fast ui lint bench clean
+.PHONY: setup browser demo test test-engines test-fast ui lint bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
@@ -27,10 +27,15 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 --dist worksteal --durations=15   # two workers; heavy tests dealt to both first (tests/conftest.py)
+	$(BIN)/pytest -n 2 --dist worksteal --durations=15 -m "not engines"   # two workers; heavy tests dealt to both first (tests/conftest.py)
+
+# The same demo nights on every warehouse engine (DuckDB and PostgreSQL, a server started by the test):
+# equal diffs, canonical states and exceptions, day by day. CI runs it after `make test`.
+test-engines: $(STAMP)
+	$(BIN)/pytest -m engines -v --durations=5
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -n 2 --dist worksteal -m "not slow"
+	$(BIN)/pytest -n 2 --dist worksteal -m "not slow and not engines"
 
 # The README's pictures (docs/images/): the report's first screen, `recon exceptions show`, the asset graph,
 # taken with headless Chromium from a demo run into .recon/screenshots (run first when it has no report).
