@@ -31,7 +31,7 @@ from typing import Any
 
 import duckdb
 
-from dagster_project.config.model import ReconConfig
+from dagster_project.config.model import ReconConfig, WarehouseConfig
 from dagster_project.contracts.rules import lit, q
 from dagster_project.contracts.rules import text_sql as raw_text_sql
 from dagster_project.dbt.dbt_in_process import DbtOutcome, environment
@@ -39,7 +39,7 @@ from ingestion.catalogue import NESTED_RECORD_FIELDS, ROLE_FIELDS, ROLE_VALUES
 
 EXAMPLES = 3
 # get_dbt_project / set_dbt_env point these at the config they prepare: the caller's come back afterwards.
-_DBT_ENV = ("RECON_DUCKDB_PATH", "DBT_TARGET_PATH")
+_DBT_ENV = ("RECON_DUCKDB_PATH", "DBT_TARGET_PATH", "RECON_DBT_TARGET")
 
 
 @dataclass
@@ -199,7 +199,9 @@ def _scratch_config(config: ReconConfig, tmp: Path) -> ReconConfig:
     project = config.project.model_copy(update={
         "duckdb_path": str(tmp / config.duckdb_path.name), "state_dir": str(tmp / "state"),
         "expectations_dir": str(suites)})
-    scratch = config.model_copy(update={"project": project})
+    # The preview stages a sample in a scratch DuckDB file whatever the config's engine: it never
+    # writes the team's warehouse.
+    scratch = config.model_copy(update={"project": project, "warehouse": WarehouseConfig()})
     scratch.source_file = config.source_file
     return scratch
 
