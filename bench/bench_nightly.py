@@ -93,6 +93,10 @@ def platform_side(args: argparse.Namespace) -> int:
     from dagster_project.runs.runner import run_days
 
     config = load_config(DEMO_CONFIG_PATH)
+    if os.environ.get("RECON_BENCH_ENGINE", "duckdb") != "duckdb":  # --engine: the dbt project elsewhere
+        from dagster_project.config.model import WarehouseConfig
+
+        config = config.model_copy(update={"warehouse": WarehouseConfig(engine=os.environ["RECON_BENCH_ENGINE"])})
     lines: list[str] = []
     results = run_days(config, [args.date], echo=lines.append)
     process_seconds = time.perf_counter() - started
@@ -143,6 +147,20 @@ def run_json(cmd: list[str], env: dict[str, str], log: Path) -> tuple[dict[str, 
     return json.loads(last[-1]), wall, cpu
 
 
+def _empty_postgres(url: str) -> None:
+    """Drop every schema of the benchmark's Postgres database but the system's (a first night starts empty)."""
+    import psycopg
+
+    if not url:
+        raise SystemExit("--engine postgres needs $RECON_WAREHOUSE_URL (postgresql://user:password@host:5432/db)")
+    with psycopg.connect(url, autocommit=True) as con:
+        schemas = [r[0] for r in con.execute(
+            "select nspname from pg_namespace where nspname not like 'pg\\_%' "
+            "and nspname not in ('public', 'information_schema')")]
+        for schema in schemas:
+            con.execute(f'drop schema "{schema}" cascade')
+
+
 def compare(platform_file: Path, script_file: Path) -> tuple[int, int, list[tuple]]:
     """(platform rows, script rows, differences) between the two sides' diffs."""
     import duckdb
@@ -175,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/recon-nightly"))
     p.add_argument("--scenario", choices=(*SCENARIOS, "all"), default="all",
                    help="first runs on a fresh database; next and nothing continue the work dir's database")
+    p.add_argument("--engine", choices=("duckdb", "postgres"), default="duckdb",
+                   help="where the platform's dbt project runs; postgres: the database $RECON_WAREHOUSE_URL "
+                        "names (its schemas are dropped before a first night)")
     p.add_argument("--side", choices=("platform",), help=argparse.SUPPRESS)
     p.add_argument("--date", type=dt.date.fromisoformat, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -208,11 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
 
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "RECON_CONFIG")}
-    env.update({"RECON_HOME": str(home), "RECON_DEMO_DATA": str(drop), "RECON_START_DATE": args.start.isoformat()})
+    env.update({"RECON_HOME": str(home), "RECON_DEMO_DATA": str(drop), "RECON_START_DATE": args.start.isoformat(),
+                "RECON_BENCH_ENGINE": args.engine})
     py = sys.executable
     rows: list[dict[str, Any]] = []
     for scenario in scenarios:
         if scenario == "first":
+            if args.engine == "postgres":
+                _empty_postgres(os.environ.get("RECON_WAREHOUSE_URL", ""))
             shutil.rmtree(home, ignore_errors=True)
             shutil.rmtree(drop, ignore_errors=True)
             drop.mkdir(parents=True)
@@ -236,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         for step, seconds in plat["steps"].items():
             phases[phase_of(step)] = round(phases.get(phase_of(step), 0) + seconds, 3)
         row = {
-            "scenario": scenario, "as_of_date": day.isoformat(),
+            "scenario": scenario, "engine": args.engine, "as_of_date": day.isoformat(),
             "platform_seconds": round(plat_wall, 2), "platform_run_seconds": plat["run_seconds"],
             "script_seconds": round(script_wall, 2), "script_sql_seconds": script["seconds"],
             "ratio": round(plat_wall / script_wall, 2),
