@@ -352,6 +352,13 @@ class OwnersConfig(_Strict):
         return value
 
 
+def _env_name(cls: type, value: str, info: ValidationInfo) -> str:
+    """A setting that names an environment variable (where a secret is read from) is a valid name."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(f"{info.field_name} names an environment variable (letters, digits, _), got '{value}'")
+    return value
+
+
 class DagsterConfig(_Strict):
     """Where the Dagster instance recon runs in keeps its runs and events (the `dagster.yaml` recon writes).
 
@@ -364,12 +371,7 @@ class DagsterConfig(_Strict):
     storage: Literal["sqlite", "postgres"] = "sqlite"
     postgres_url_env: str = "DAGSTER_PG_URL"
 
-    @field_validator("postgres_url_env")
-    @classmethod
-    def _variable_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-            raise ValueError(f"postgres_url_env names an environment variable (letters, digits, _), got '{value}'")
-        return value
+    _variable_name = field_validator("postgres_url_env")(_env_name)
 
 
 class WarehouseConfig(_Strict):
@@ -386,12 +388,7 @@ class WarehouseConfig(_Strict):
     engine: Literal["duckdb", "postgres"] = "duckdb"
     url_env: str = "RECON_WAREHOUSE_URL"
 
-    @field_validator("url_env")
-    @classmethod
-    def _variable_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-            raise ValueError(f"url_env names an environment variable (letters, digits, _), got '{value}'")
-        return value
+    _variable_name = field_validator("url_env")(_env_name)
 
 
 class ReconConfig(_Strict):
