@@ -107,11 +107,13 @@ def test_dbt_meta_owners_are_read_from_the_manifest(config):
     target.mkdir(parents=True)
     (target / "manifest.json").write_text(json.dumps({"nodes": {
         "model.x.fct_order_diffs": {"resource_type": "model", "name": "fct_order_diffs",
-                                    "config": {"meta": {"owner": "revenue-ops"}}},
-        "model.x.fct_orders": {"resource_type": "model", "name": "fct_orders", "meta": {"owner": ["finance"]}},
-        "test.x.t": {"resource_type": "test", "name": "t", "meta": {"owner": "nobody"}},
+                                    "config": {"meta": {"dagster": {"owners": ["team:revenue-ops"]}}}},
+        "model.x.fct_orders": {"resource_type": "model", "name": "fct_orders",
+                               "meta": {"dagster": {"owners": ["finance@example.com", "team:x"]}}},
+        "model.x.fct_other": {"resource_type": "model", "name": "fct_other", "meta": {"owner": "not-read"}},
+        "test.x.t": {"resource_type": "test", "name": "t", "meta": {"dagster": {"owners": ["team:nobody"]}}},
     }}))
-    assert dbt_meta_owners(config) == {"fct_order_diffs": "revenue-ops", "fct_orders": "finance"}
+    assert dbt_meta_owners(config) == {"fct_order_diffs": "revenue-ops", "fct_orders": "finance@example.com"}
 
 
 @pytest.mark.parametrize(("rule", "matches"), [

@@ -95,7 +95,7 @@ class RoutingConfig(_Strict):
     last_writer_hours: float = Field(default=24.0, ge=0)
     # Owner of each source system (for the last-writer rule); default: owners.orphan_record_by_role.
     system_owners: dict[str, str] = Field(default_factory=dict)
-    # Use the dbt model's `meta.owner` before owners.fallback.
+    # Use the dbt model's owner (`meta.dagster.owners`, first, without `team:`) before owners.fallback.
     use_dbt_meta_owners: bool = True
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
 

@@ -10,7 +10,7 @@ An exception gets its owner when it opens (or reopens). The first rule that appl
    after that write; then the exception is handed over to the owner the next rules pick.
 4. Diff type: ``owners.orphan_record_by_role`` for orphans, else ``owners.by_diff_type``.
 5. State: ``owners.by_state`` for the order's canonical state.
-6. dbt: the ``meta.owner`` of the dbt model that produced the diff (``routing.use_dbt_meta_owners``).
+6. dbt: the owner (``meta.dagster.owners``) of the dbt model that produced the diff (``routing.use_dbt_meta_owners``).
 7. ``owners.fallback``.
 
 Routing is a pure function of the diff, the order's context and a clock, so reruns and dry runs
@@ -172,7 +172,11 @@ def _naive(value: dt.datetime) -> dt.datetime:
 
 
 def dbt_meta_owners(config: ReconConfig) -> dict[str, str]:
-    """``meta.owner`` of each dbt model, from the manifest dbt wrote for this config (empty if none)."""
+    """The owner of each dbt model, from the manifest dbt wrote for this config (empty if none).
+
+    The first of dagster-dbt's ``meta.dagster.owners`` (the owners the Dagster UI shows), without the
+    ``team:`` prefix: ``["team:revenue-ops"]`` routes to ``revenue-ops``.
+    """
     manifest = config.state_dir / "dbt" / "target" / "manifest.json"
     if not manifest.is_file():
         return {}
@@ -190,11 +194,10 @@ def _read_owners(path: str, _mtime: int) -> tuple[tuple[str, str], ...]:
         if node.get("resource_type") != "model":
             continue
         meta = {**(node.get("meta") or {}), **((node.get("config") or {}).get("meta") or {})}
-        owner = meta.get("owner")
-        if isinstance(owner, list):
-            owner = owner[0] if owner else None
+        owners = (meta.get("dagster") or {}).get("owners") or []
+        owner = owners[0] if isinstance(owners, list) and owners else None
         if isinstance(owner, str) and owner:
-            out.append((node["name"], owner))
+            out.append((node["name"], owner.removeprefix("team:")))
     return tuple(sorted(out))
 
 

@@ -30,12 +30,6 @@ class ReconDbtTranslator(DagsterDbtTranslator):
         # version and dbt docs), and its developer comments name repository files.
         return (dbt_resource_props.get("description") or "").strip() or super().get_description(dbt_resource_props)
 
-    def get_owners(self, dbt_resource_props: Mapping[str, Any]):  # type: ignore[override]
-        owner = (dbt_resource_props.get("meta") or {}).get("owner") or (
-            dbt_resource_props.get("config", {}).get("meta") or {}
-        ).get("owner")
-        return [owner if ("@" in owner or owner.startswith("team:")) else f"team:{owner}"] if owner else None
-
 
 class DbtRunConfig(dg.Config):
     """Switches for a reconciliation run."""
