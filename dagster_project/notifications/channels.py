@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import smtplib
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Protocol
+
+import requests
 
 from dagster_project.config.exceptions import EmailChannel, SlackChannel, WebhookChannel
 from dagster_project.notifications import render
@@ -54,24 +54,27 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
 
 
 def _post_json(url: str, body: dict[str, Any], headers: dict[str, str], timeout: float) -> None:
+    """POST a JSON body (with requests, as the REST connector does); raise DeliveryError unless 2xx.
+
+    The error texts never carry requests' own message: it names the URL's host and path, which for a
+    Slack or webhook URL is the secret. Redirects are not followed: a receiver that moved is an error.
+    """
     data = json.dumps(body, default=str).encode()
-    request = urllib.request.Request(url, data=data, method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - configured URL
-            response.read()
-    except urllib.error.HTTPError as exc:
-        retry_after = exc.headers.get("Retry-After") if exc.headers else None
+        response = requests.post(url, data=data, headers={"Content-Type": "application/json", **headers},
+                                 timeout=timeout, allow_redirects=False)
+    except requests.Timeout:
+        raise DeliveryError("connection failed: timed out", channel_down=True) from None
+    except requests.RequestException as exc:
+        raise DeliveryError(f"connection failed: {type(exc).__name__}", channel_down=True) from None
+    if not 200 <= response.status_code < 300:
+        retry_after = response.headers.get("Retry-After")
         try:
             seconds = float(retry_after) if retry_after else None
         except ValueError:
             seconds = None
-        raise DeliveryError(f"HTTP {exc.code}", retry_after=seconds,
-                            channel_down=exc.code in _CHANNEL_DOWN_HTTP) from None
-    except urllib.error.URLError as exc:
-        raise DeliveryError(f"connection failed: {exc.reason}", channel_down=True) from None
-    except (TimeoutError, OSError) as exc:
-        raise DeliveryError(f"connection failed: {type(exc).__name__}: {exc}", channel_down=True) from None
+        raise DeliveryError(f"HTTP {response.status_code}", retry_after=seconds,
+                            channel_down=response.status_code in _CHANNEL_DOWN_HTTP)
 
 
 def _idempotency_headers(message: dict[str, Any]) -> dict[str, str]:
