@@ -127,3 +127,18 @@ def test_the_checks_see_a_circle_and_a_private_import(tmp_path):
     (pkg / "two.py").write_text("def f():\n    from ingestion.one import _hidden\n")
     found = _imports({"ingestion.one": pkg / "one.py", "ingestion.two": pkg / "two.py"})
     assert ("ingestion.one", "_hidden") in found["ingestion.two"]
+
+
+DEMO = "ingestion.demo"
+
+
+def test_the_demo_generator_is_a_room_of_its_own():
+    # It ships (recon demo runs it) but the runtime never leans on it: only the CLI's `recon demo`
+    # imports it, and it reads nothing of ours but the catalogue (the roles and the diff types).
+    modules = _modules()
+    importers = sorted(m for m, targets in _imports(modules).items() if not m.startswith(DEMO)
+                       and any(t == DEMO or t.startswith(f"{DEMO}.") for t, _ in targets))
+    assert importers == [CLI]
+    reads = sorted({t for m, targets in _imports(modules).items() if m.startswith(DEMO)
+                    for t, _ in targets if not t.startswith(DEMO)})
+    assert reads == ["ingestion.catalogue"]
