@@ -7,7 +7,6 @@ nights on both engines is tests/engines/test_engine_equality.py (`make test-engi
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -199,18 +198,17 @@ def test_a_warehouse_that_sorts_text_by_locale_is_refused_with_how_to_create_it(
 
 
 def test_config_validate_checks_the_engine_and_names_it(tmp_path: Path, server, recon_home: Path) -> None:
-    import subprocess
-    import sys
+    from click.testing import CliRunner
+
+    from dagster_project.cli import cli
 
     cfg = _config(tmp_path, {"engine": "postgres", "url_env": "ACME_WH"})
-    recon = Path(sys.executable).with_name("recon")
-    env = {k: v for k, v in os.environ.items() if k != "RECON_CONFIG"}
-    ok = subprocess.run([str(recon), "--config", str(cfg.source_file), "config", "validate"], capture_output=True,
-                        text=True, env={**env, "ACME_WH": server.url("postgres")})
-    assert ok.returncode == 0, ok.stderr
-    assert f"warehouse: postgres at 127.0.0.1:{server.port}/postgres ($ACME_WH)" in ok.stdout
-    assert "s3cret" not in ok.stdout
-    down = subprocess.run([str(recon), "--config", str(cfg.source_file), "config", "validate"], capture_output=True,
-                          text=True, env={**env, "ACME_WH": f"postgresql://recon:x@127.0.0.1:{server.port}/nope"})
-    assert down.returncode != 0
-    assert f"warehouse: cannot connect to the warehouse at 127.0.0.1:{server.port}/nope ($ACME_WH)" in down.stderr
+    args = ["--config", str(cfg.source_file), "config", "validate"]
+    ok = CliRunner().invoke(cli, args, obj={}, env={"ACME_WH": server.url("postgres")})
+    assert ok.exit_code == 0, ok.output
+    assert f"warehouse: postgres at 127.0.0.1:{server.port}/postgres ($ACME_WH)" in ok.output
+    assert "s3cret" not in ok.output
+    down = CliRunner().invoke(cli, args, obj={},
+                              env={"ACME_WH": f"postgresql://recon:x@127.0.0.1:{server.port}/nope"})
+    assert down.exit_code != 0
+    assert f"warehouse: cannot connect to the warehouse at 127.0.0.1:{server.port}/nope ($ACME_WH)" in down.output
