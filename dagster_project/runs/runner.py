@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.config.model import ReconConfig
+from dagster_project.config.model import ReconConfig, WarehouseConfig
 from dagster_project.lib.errors import PlainError, without_traceback
 from dagster_project.resources.run_lock import fail_abandoned_runs, run_lock, run_tags
 
@@ -254,7 +254,10 @@ def dry_run_day(config: ReconConfig, day: dt.date, echo=print):
         copy = Path(tmp) / source.name
         shutil.copy2(source, copy)
         project = config.project.model_copy(update={"duckdb_path": str(copy), "state_dir": str(Path(tmp) / "state")})
-        scratch = config.model_copy(update={"project": project})
+        # The scratch copy holds what the engine's models read (raw, bookkeeping) and what was copied back
+        # (staging, marts), so the day builds on it with DuckDB whatever the engine: a dry run never
+        # writes the team's warehouse (both engines give the same tables: tests/engines).
+        scratch = config.model_copy(update={"project": project, "warehouse": WarehouseConfig()})
         job = build_definitions_for(scratch).resolve_job_def(NIGHTLY_JOB)
         keep = [key for key in job.asset_layer.executable_asset_keys
                 if key.to_user_string() not in ("exceptions", "exception_notifications")]

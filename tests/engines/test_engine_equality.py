@@ -110,6 +110,20 @@ def test_demo_nights_on_postgres_equal_those_on_duckdb(tmp_path: Path) -> None:
                 duck.execute("select count(*) from marts.fct_order_diffs").fetchall()[0][0]
             assert pg.execute("select count(*) from recon.exceptions").fetchone()[0] > 0
 
+        # A dry run of the last day on the Postgres config builds on a scratch DuckDB copy, plans what the
+        # DuckDB config's dry run plans, and writes nothing to the engine.
+        with psycopg.connect(server.url("recon_wh")) as pg:
+            before = pg.execute("select count(*), max(as_of_date) from marts.fct_order_diffs").fetchone()
+        plans = {}
+        for engine, path in configs.items():
+            dry = subprocess.run([str(RECON), "--config", str(path), "run", "--date", last.isoformat(), "--dry-run",
+                                  "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+            assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+            plans[engine] = json.loads(dry.stdout[dry.stdout.index("{"):])
+        assert plans["postgres"] == plans["duckdb"]
+        with psycopg.connect(server.url("recon_wh")) as pg:
+            assert pg.execute("select count(*), max(as_of_date) from marts.fct_order_diffs").fetchone() == before
+
         # The rules' dbt unit tests on the Postgres target.
         cfg = load_config(configs["postgres"])
         project = tmp_path / "postgres" / "dbt" / "project"
