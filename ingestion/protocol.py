@@ -93,6 +93,43 @@ class ConnectorSpecification:
         return out
 
 
+# Every destination sync mode: a row connector's streams can be appended, deduplicated or overwritten.
+ALL_DESTINATION_SYNC_MODES = (
+    DestinationSyncMode.OVERWRITE,
+    DestinationSyncMode.APPEND,
+    DestinationSyncMode.APPEND_DEDUP,
+)
+
+
+def connector_spec(
+    title: str,
+    documentation_url: str,
+    required: list[str],
+    properties: dict[str, Any],
+    *,
+    sync_modes: tuple[DestinationSyncMode, ...] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ConnectorSpecification:
+    """A connector's specification: its config is a closed JSON object (draft-07) of these properties.
+
+    ``sync_modes``: the destination sync modes it supports (default: the protocol's default, append);
+    ``extra``: more keywords of the config's schema, after its properties (``allOf`` and the like).
+    """
+    return ConnectorSpecification(
+        documentation_url=documentation_url,
+        **({"supported_destination_sync_modes": list(sync_modes)} if sync_modes else {}),
+        connection_specification={
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "title": title,
+            "type": "object",
+            "required": required,
+            "additionalProperties": False,
+            "properties": properties,
+            **(extra or {}),
+        },
+    )
+
+
 @dataclass
 class AirbyteConnectionStatus:
     status: Status

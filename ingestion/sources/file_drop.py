@@ -45,6 +45,7 @@ from ingestion.protocol import (
     Status,
     SyncMode,
     Type,
+    connector_spec,
     quote_ident,
 )
 
@@ -136,42 +137,37 @@ class FileDropStream:
         return {"system": self.system, "path": str(self.path), "streams": [stream]}
 
 
-SPEC = ConnectorSpecification(
-    documentation_url="https://docs.airbyte.com/integrations/sources/file",
-    connection_specification={
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "title": "File drop",
-        "type": "object",
-        "required": ["system", "path", "streams"],
-        "additionalProperties": False,
-        "properties": {
-            "system": {"type": "string", "minLength": 1, "description": "Source system name."},
-            "path": {"type": "string", "minLength": 1, "description": "Folder the files are dropped in."},
-            "streams": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "required": ["name", "glob", "format", "primary_key"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "name": {"type": "string", "minLength": 1},
-                        "glob": {"type": "string", "minLength": 1},
-                        "format": {"type": "string", "enum": list(FORMATS)},
-                        "primary_key": {"type": "array", "items": {"type": "string"}},
-                        "cursor_field": {"type": ["string", "null"]},
-                        "sync_mode": {"type": "string", "enum": ["append", "append_dedup", "snapshot"],
-                                      "default": "append"},
-                        "encoding": {"type": "string", "default": "utf-8"},
-                        "csv": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "properties": {
-                                "delimiter": {"type": "string", "default": ","},
-                                "quote": {"type": "string", "default": '"'},
-                                "escape": {"type": "string", "default": '"'},
-                                "header": {"type": "boolean", "default": True},
-                            },
+SPEC = connector_spec(
+    "File drop",
+    "https://docs.airbyte.com/integrations/sources/file",
+    ["system", "path", "streams"],
+    {
+        "system": {"type": "string", "minLength": 1, "description": "Source system name."},
+        "path": {"type": "string", "minLength": 1, "description": "Folder the files are dropped in."},
+        "streams": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "glob", "format", "primary_key"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "glob": {"type": "string", "minLength": 1},
+                    "format": {"type": "string", "enum": list(FORMATS)},
+                    "primary_key": {"type": "array", "items": {"type": "string"}},
+                    "cursor_field": {"type": ["string", "null"]},
+                    "sync_mode": {"type": "string", "enum": ["append", "append_dedup", "snapshot"],
+                                  "default": "append"},
+                    "encoding": {"type": "string", "default": "utf-8"},
+                    "csv": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "delimiter": {"type": "string", "default": ","},
+                            "quote": {"type": "string", "default": '"'},
+                            "escape": {"type": "string", "default": '"'},
+                            "header": {"type": "boolean", "default": True},
                         },
                     },
                 },
