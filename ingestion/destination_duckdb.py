@@ -50,6 +50,7 @@ from ingestion.protocol import (
     DestinationSyncMode,
     RecordBatch,
     Type,
+    max_cursor,
     quote_ident,
 )
 from ingestion.record_batches import DEFAULT_BATCH_RECORDS, RecordStager
@@ -148,17 +149,6 @@ def supertype(current: str, incoming: str) -> str:
     if "JSON" in (a, b):
         return "JSON"
     return "VARCHAR"
-
-
-def _greater(a: Any, b: Any) -> Any:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    try:
-        return b if b > a else a
-    except TypeError:
-        return b if str(b) > str(a) else a
 
 
 def _sql_literal(text: str) -> str:
@@ -436,7 +426,7 @@ class DuckDBDestination:
                         _run(self.con, f"DROP TABLE IF EXISTS temp.{quote_ident(t)}")
             stats.bytes += size
             if staged.cursor_max is not None:
-                stats.cursor_max = _greater(stats.cursor_max, staged.cursor_max)
+                stats.cursor_max = max_cursor(stats.cursor_max, staged.cursor_max)
 
         for m in messages:
             if m.type == Type.RECORD and m.record is not None:

@@ -35,6 +35,18 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def max_cursor(a: Any, b: Any) -> Any:
+    """The greater of two cursor values, either of them possibly None (compared as text if they do not compare)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    try:
+        return b if b > a else a
+    except TypeError:
+        return b if str(b) > str(a) else a
+
+
 class ConnectorError(Exception):
     """A connector could not do its job; the message names the system, stream and what went wrong."""
 

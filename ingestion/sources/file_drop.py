@@ -46,6 +46,7 @@ from ingestion.protocol import (
     SyncMode,
     Type,
     connector_spec,
+    max_cursor,
     quote_ident,
 )
 
@@ -755,17 +756,6 @@ def _history_matches(history: Mapping[str, Any], f: DroppedFile) -> bool:
     return bool(seen) and seen.get("size") == f.size and seen.get("modified_at") == f.modified_iso
 
 
-def _greater(a: Any, b: Any) -> Any:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    try:
-        return b if b > a else a
-    except TypeError:
-        return b if str(b) > str(a) else a
-
-
 class SourceFileDrop:
     """Airbyte-shaped source for files dropped into a folder (see the module docstring)."""
 
@@ -892,7 +882,7 @@ class SourceFileDrop:
                 )
                 continue
             history[f.url] = {"size": f.size, "modified_at": f.modified_iso, "status": "landed"}
-            cursor_value = _greater(cursor_value, staged.cursor_max)
+            cursor_value = max_cursor(cursor_value, staged.cursor_max)
             yield AirbyteMessage(
                 type=Type.BATCH,
                 batch=RecordBatch(
