@@ -461,15 +461,7 @@ class DuckDBDestination:
         cols = [(self._target_name(n), t) for n, t in columns] + AIRBYTE_COLUMNS
         body = ", ".join(f"{quote_ident(n)} {t}" for n, t in cols)
         _run(self.con, f"CREATE TABLE IF NOT EXISTS {self.table_name(ctx.system, ctx.stream)} ({body})")
-        return [
-            (r[0], r[1])
-            for r in _run(
-                self.con,
-                "SELECT column_name, data_type FROM duckdb_columns() "
-                "WHERE schema_name = ? AND table_name = ? AND NOT internal ORDER BY column_index",
-                [self.schema_name(ctx.system), ctx.stream],
-            )
-        ]
+        return self.table_columns(ctx.system, ctx.stream)
 
     @staticmethod
     def _target_name(name: str) -> str:
