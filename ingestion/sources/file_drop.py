@@ -869,31 +869,11 @@ class SourceFileDrop:
                     yield _log("WARN", f"{f.url}: removed while being read; skipped")
                     continue
                 history[f.url] = {"size": f.size, "modified_at": f.modified_iso, "status": "failed"}
-                yield AirbyteMessage(
-                    type=Type.BATCH,
-                    batch=RecordBatch(
-                        stream=stream.stream,
-                        namespace=stream.system,
-                        source_url=f.url,
-                        source_modified_at=f.modified_at,
-                        source_size=f.size,
-                        error=f"unreadable {stream.format} file: {type(e).__name__}: {e}",
-                    ),
-                )
+                yield _batch(stream, f, error=f"unreadable {stream.format} file: {type(e).__name__}: {e}")
                 continue
             history[f.url] = {"size": f.size, "modified_at": f.modified_iso, "status": "landed"}
             cursor_value = max_cursor(cursor_value, staged.cursor_max)
-            yield AirbyteMessage(
-                type=Type.BATCH,
-                batch=RecordBatch(
-                    stream=stream.stream,
-                    namespace=stream.system,
-                    source_url=f.url,
-                    source_modified_at=f.modified_at,
-                    source_size=f.size,
-                    staged=staged,
-                ),
-            )
+            yield _batch(stream, f, staged=staged)
         newest = max(
             ((v["modified_at"], url) for url, v in history.items() if v.get("status") == "landed"),
             default=None,
@@ -931,6 +911,24 @@ def _probe(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: DroppedFil
 
 def _log(level: str, message: str) -> AirbyteMessage:
     return AirbyteMessage(type=Type.LOG, log=AirbyteLogMessage(level=level, message=message))
+
+
+def _batch(
+    stream: FileDropStream, f: DroppedFile, *, staged: StagedBatch | None = None, error: str | None = None
+) -> AirbyteMessage:
+    """The BATCH message of one file: its staged batch, or why it could not be read."""
+    return AirbyteMessage(
+        type=Type.BATCH,
+        batch=RecordBatch(
+            stream=stream.stream,
+            namespace=stream.system,
+            source_url=f.url,
+            source_modified_at=f.modified_at,
+            source_size=f.size,
+            staged=staged,
+            error=error,
+        ),
+    )
 
 
 def _jsonable(value: Any) -> Any:
