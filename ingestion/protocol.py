@@ -105,6 +105,19 @@ class ConnectorSpecification:
         return out
 
 
+def stream_options_spec(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """The schema of a connector's ``streams`` option: each stream's name to its options (a closed object)."""
+    return {
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            **({"required": required} if required else {}),
+            "additionalProperties": False,
+            "properties": properties,
+        },
+    }
+
+
 # Every destination sync mode: a row connector's streams can be appended, deduplicated or overwritten.
 ALL_DESTINATION_SYNC_MODES = (
     DestinationSyncMode.OVERWRITE,

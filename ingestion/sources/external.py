@@ -49,6 +49,7 @@ from ingestion.protocol import (
     Type,
     connector_spec,
     parse_message,
+    stream_options_spec,
 )
 
 SPEC = connector_spec(
@@ -65,16 +66,7 @@ SPEC = connector_spec(
         "config": {"type": "object", "description": "the connector's config; secrets as {env: NAME}"},
         "env": {"type": "object", "additionalProperties": {"type": "string"}},
         "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 3600},
-        "streams": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "cursor_field": {"type": ["string", "null"]},
-                },
-            },
-        },
+        "streams": stream_options_spec({"cursor_field": {"type": ["string", "null"]}}),
     },
     sync_modes=ALL_DESTINATION_SYNC_MODES,
 )

@@ -60,6 +60,7 @@ from ingestion.protocol import (
     log_message,
     record_message,
     state_message,
+    stream_options_spec,
 )
 from ingestion.sources.rest_http import Clock, HttpClient, Now, RateLimiter, Sleep, utc_now
 from ingestion.sources.rest_paging import Paginator, dig, pagination_schema
@@ -90,24 +91,19 @@ SPEC = connector_spec(
         "backoff_seconds": {"type": "number", "minimum": 0, "default": 1.0},
         "max_backoff_seconds": {"type": "number", "minimum": 0, "default": 60},
         "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
-        "streams": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "required": ["path"],
-                "additionalProperties": False,
-                "properties": {
-                    "path": {"type": "string"},
-                    "params": {"type": "object"},
-                    "records_path": {"type": "string", "default": ""},
-                    "pagination": pagination_schema(),
-                    "incremental_param": {"type": "string"},
-                    "json_schema": {"type": "object"},
-                    "primary_key": {"type": "array", "items": {"type": "string"}},
-                    "cursor_field": {"type": ["string", "null"]},
-                },
+        "streams": stream_options_spec(
+            {
+                "path": {"type": "string"},
+                "params": {"type": "object"},
+                "records_path": {"type": "string", "default": ""},
+                "pagination": pagination_schema(),
+                "incremental_param": {"type": "string"},
+                "json_schema": {"type": "object"},
+                "primary_key": {"type": "array", "items": {"type": "string"}},
+                "cursor_field": {"type": ["string", "null"]},
             },
-        },
+            required=["path"],
+        ),
     },
     sync_modes=ALL_DESTINATION_SYNC_MODES,
 )

@@ -49,6 +49,7 @@ from ingestion.protocol import (
     connector_spec,
     record_message,
     state_message,
+    stream_options_spec,
 )
 
 SPEC = connector_spec(
@@ -67,19 +68,14 @@ SPEC = connector_spec(
         "connect_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10},
         "fetch_size": {"type": "integer", "minimum": 1, "default": 10000},
         "checkpoint_interval": {"type": "integer", "minimum": 1, "default": 50000},
-        "streams": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "table": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"},
-                    "query": {"type": "string", "minLength": 1},
-                    "primary_key": {"type": "array", "items": {"type": "string"}},
-                    "cursor_field": {"type": ["string", "null"]},
-                },
+        "streams": stream_options_spec(
+            {
+                "table": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"},
+                "query": {"type": "string", "minLength": 1},
+                "primary_key": {"type": "array", "items": {"type": "string"}},
+                "cursor_field": {"type": ["string", "null"]},
             },
-        },
+        ),
     },
     sync_modes=ALL_DESTINATION_SYNC_MODES,
     extra={
