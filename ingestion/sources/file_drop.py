@@ -364,6 +364,20 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(_run(con, f"SELECT count(*) FROM temp.{quote_ident(table)}")[0][0])
 
 
+def _counted(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]], quarantine: str, **more: Any
+) -> StagedBatch:
+    """The batch staged in ``table``, its rejected input in ``quarantine``, with the rows of both counted."""
+    return StagedBatch(
+        table=table,
+        columns=columns,
+        records=_count(con, table),
+        quarantine_table=quarantine,
+        quarantined=_count(con, quarantine),
+        **more,
+    )
+
+
 def _rejects_options(rejects: str, scan: str) -> str:
     # Our own generated names, not user input.
     return f"store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scan}'"
@@ -397,14 +411,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Droppe
     finally:
         _run(con, f"DROP TABLE IF EXISTS temp.{quote_ident(rejects)}")
         _run(con, f"DROP TABLE IF EXISTS temp.{quote_ident(scan)}")
-    columns = _describe(con, table)
-    return StagedBatch(
-        table=table,
-        columns=columns,
-        records=_count(con, table),
-        quarantine_table=quarantine,
-        quarantined=_count(con, quarantine),
-    )
+    return _counted(con, table, _describe(con, table), quarantine)
 
 
 def json_pointer(key: str) -> str:
@@ -558,15 +565,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Drop
     finally:
         _run(con, f"DROP TABLE IF EXISTS {q_lines}")
     columns = [] if not keys else [c for c in _describe(con, table) if c[0] != _LINE_COLUMN]
-    return StagedBatch(
-        table=table,
-        columns=columns,
-        records=_count(con, table),
-        quarantine_table=quarantine,
-        quarantined=_count(con, quarantine),
-        changes=changes,
-        line_column=_LINE_COLUMN,
-    )
+    return _counted(con, table, columns, quarantine, changes=changes, line_column=_LINE_COLUMN)
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: DroppedFile) -> StagedBatch:
