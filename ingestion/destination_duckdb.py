@@ -50,6 +50,7 @@ from ingestion.protocol import (
     DestinationSyncMode,
     RecordBatch,
     Type,
+    max_cursor,
     quote_ident,
 )
 from ingestion.record_batches import DEFAULT_BATCH_RECORDS, RecordStager
@@ -148,17 +149,6 @@ def supertype(current: str, incoming: str) -> str:
     if "JSON" in (a, b):
         return "JSON"
     return "VARCHAR"
-
-
-def _greater(a: Any, b: Any) -> Any:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    try:
-        return b if b > a else a
-    except TypeError:
-        return b if str(b) > str(a) else a
 
 
 def _sql_literal(text: str) -> str:
@@ -436,7 +426,7 @@ class DuckDBDestination:
                         _run(self.con, f"DROP TABLE IF EXISTS temp.{quote_ident(t)}")
             stats.bytes += size
             if staged.cursor_max is not None:
-                stats.cursor_max = _greater(stats.cursor_max, staged.cursor_max)
+                stats.cursor_max = max_cursor(stats.cursor_max, staged.cursor_max)
 
         for m in messages:
             if m.type == Type.RECORD and m.record is not None:
@@ -471,15 +461,7 @@ class DuckDBDestination:
         cols = [(self._target_name(n), t) for n, t in columns] + AIRBYTE_COLUMNS
         body = ", ".join(f"{quote_ident(n)} {t}" for n, t in cols)
         _run(self.con, f"CREATE TABLE IF NOT EXISTS {self.table_name(ctx.system, ctx.stream)} ({body})")
-        return [
-            (r[0], r[1])
-            for r in _run(
-                self.con,
-                "SELECT column_name, data_type FROM duckdb_columns() "
-                "WHERE schema_name = ? AND table_name = ? AND NOT internal ORDER BY column_index",
-                [self.schema_name(ctx.system), ctx.stream],
-            )
-        ]
+        return self.table_columns(ctx.system, ctx.stream)
 
     @staticmethod
     def _target_name(name: str) -> str:

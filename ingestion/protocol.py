@@ -35,6 +35,18 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def max_cursor(a: Any, b: Any) -> Any:
+    """The greater of two cursor values, either of them possibly None (compared as text if they do not compare)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    try:
+        return b if b > a else a
+    except TypeError:
+        return b if str(b) > str(a) else a
+
+
 class ConnectorError(Exception):
     """A connector could not do its job; the message names the system, stream and what went wrong."""
 
@@ -91,6 +103,56 @@ class ConnectorSpecification:
         if self.documentation_url:
             out["documentationUrl"] = self.documentation_url
         return out
+
+
+def stream_options_spec(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """The schema of a connector's ``streams`` option: each stream's name to its options (a closed object)."""
+    return {
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            **({"required": required} if required else {}),
+            "additionalProperties": False,
+            "properties": properties,
+        },
+    }
+
+
+# Every destination sync mode: a row connector's streams can be appended, deduplicated or overwritten.
+ALL_DESTINATION_SYNC_MODES = (
+    DestinationSyncMode.OVERWRITE,
+    DestinationSyncMode.APPEND,
+    DestinationSyncMode.APPEND_DEDUP,
+)
+
+
+def connector_spec(
+    title: str,
+    documentation_url: str,
+    required: list[str],
+    properties: dict[str, Any],
+    *,
+    sync_modes: tuple[DestinationSyncMode, ...] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ConnectorSpecification:
+    """A connector's specification: its config is a closed JSON object (draft-07) of these properties.
+
+    ``sync_modes``: the destination sync modes it supports (default: the protocol's default, append);
+    ``extra``: more keywords of the config's schema, after its properties (``allOf`` and the like).
+    """
+    return ConnectorSpecification(
+        documentation_url=documentation_url,
+        **({"supported_destination_sync_modes": list(sync_modes)} if sync_modes else {}),
+        connection_specification={
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "title": title,
+            "type": "object",
+            "required": required,
+            "additionalProperties": False,
+            "properties": properties,
+            **(extra or {}),
+        },
+    )
 
 
 @dataclass

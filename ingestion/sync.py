@@ -92,6 +92,18 @@ def utc_session(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute(f"SET TimeZone = {literal}").fetchall()
 
 
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Begin a transaction; commit it when the block ends, roll it back if anything (even a commit) fails."""
+    con.begin()
+    try:
+        yield
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
 def _newest_landed(state: dict | None) -> datetime | None:
     history = (state or {}).get("history") or {}
     stamps = [v["modified_at"] for v in history.values() if v.get("status") == "landed"]
@@ -425,8 +437,7 @@ def sync_records(
                     on_checkpoint(new_state, stats.records_landed)
 
             messages = src.read(config, ConfiguredAirbyteCatalog(streams=[configured]), {stream.stream: state})
-            con.begin()
-            try:
+            with _transaction(con):
                 kwargs = {"batch_records": batch_records} if batch_records else {}
                 totals = destination.write_records(ctx, configured, messages, checkpoint, redact=redact, **kwargs)
                 if totals.state is not None:
@@ -446,10 +457,6 @@ def sync_records(
                     records_read=totals.records_landed + totals.records_quarantined,
                     error="; ".join(totals.errors)[:4000] or None,
                 )
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
         except BaseException as e:
             message = redact(f"{type(e).__name__}: {e}")
             destination.fail_run(sync_id, datetime.now(UTC), message)
@@ -537,17 +544,12 @@ def sync_airbyte_connection(
                 url, rows, size = f"sync://airbyte-job-{job.job_id}", int(job.rows_synced or 0), int(job.bytes_synced or 0)
                 note = None
             stats.records_landed, stats.bytes = rows, size
-            con.begin()
-            try:
+            with _transaction(con):
                 destination.record_landed(ctx, url, extracted_at, size, rows, 0)
                 destination.finish_run(
                     sync_id, status="succeeded", finished_at=datetime.now(UTC), files_seen=0, files_skipped=0,
                     stats=stats, records_read=rows, error=note,
                 )
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
         except BaseException as e:
             message = redact(f"{type(e).__name__}: {e}")
             destination.fail_run(sync_id, datetime.now(UTC), message)

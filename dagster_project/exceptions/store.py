@@ -130,8 +130,15 @@ class TransitionError(ValueError):
     """A human action that the exception's status does not allow."""
 
 
+class _Counts:
+    """A pass's counts; ``as_metadata``: its whole-number fields, as Dagster metadata."""
+
+    def as_metadata(self) -> dict[str, int]:
+        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
+
+
 @dataclass
-class SyncStats:
+class SyncStats(_Counts):
     """What one as-of day did to the exceptions."""
 
     as_of_date: dt.date
@@ -146,9 +153,6 @@ class SyncStats:
     handed_over: int = 0
     notifications: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_metadata(self) -> dict[str, int]:
-        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
 
 
 @dataclass
@@ -691,7 +695,7 @@ def match_orphan(con: duckdb.DuckDBPyConnection, ref: str, order_id: str, actor:
 
 
 @dataclass
-class EscalationStats:
+class EscalationStats(_Counts):
     """What one escalation pass did."""
 
     checked: int = 0
@@ -700,9 +704,6 @@ class EscalationStats:
     handed_over: int = 0
     notifications: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_metadata(self) -> dict[str, int]:
-        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
 
 
 def escalate(con: duckdb.DuckDBPyConnection, config: ReconConfig, now: dt.datetime | None = None,

@@ -28,37 +28,32 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ingestion.protocol import ConnectorError, ConnectorSpecification
+from ingestion.protocol import ConnectorError, connector_spec
 
-SPEC = ConnectorSpecification(
-    documentation_url="https://reference.airbyte.com/reference/createjob",
-    connection_specification={
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "title": "Airbyte API",
-        "type": "object",
-        "required": ["server_url", "connection_id", "auth"],
-        "additionalProperties": False,
-        "properties": {
-            "server_url": {"type": "string", "pattern": "^https?://"},
-            "connection_id": {"type": "string", "minLength": 1},
-            "auth": {
-                "type": "object",
-                "required": ["type"],
-                "additionalProperties": False,
-                "properties": {
-                    "type": {"type": "string", "enum": ["bearer", "client_credentials"]},
-                    "token": {"type": "string", "airbyte_secret": True, "description": "API token"},
-                    "client_id": {"type": "string"},
-                    "client_secret": {"type": "string", "airbyte_secret": True, "description": "client secret"},
-                    "token_url": {"type": "string", "default": "/applications/token"},
-                },
+SPEC = connector_spec(
+    "Airbyte API",
+    "https://reference.airbyte.com/reference/createjob",
+    ["server_url", "connection_id", "auth"],
+    {
+        "server_url": {"type": "string", "pattern": "^https?://"},
+        "connection_id": {"type": "string", "minLength": 1},
+        "auth": {
+            "type": "object",
+            "required": ["type"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"type": "string", "enum": ["bearer", "client_credentials"]},
+                "token": {"type": "string", "airbyte_secret": True, "description": "API token"},
+                "client_id": {"type": "string"},
+                "client_secret": {"type": "string", "airbyte_secret": True, "description": "client secret"},
+                "token_url": {"type": "string", "default": "/applications/token"},
             },
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 3600},
-            "poll_interval_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 10},
-            "request_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
-            "reuse_minutes": {"type": "number", "minimum": 0, "default": 30},
-            "streams": {"type": "object"},
         },
+        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 3600},
+        "poll_interval_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 10},
+        "request_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
+        "reuse_minutes": {"type": "number", "minimum": 0, "default": 30},
+        "streams": {"type": "object"},
     },
 )
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ingestion.protocol import (
+    ALL_DESTINATION_SYNC_MODES,
     AirbyteCatalog,
     AirbyteConnectionStatus,
     AirbyteMessage,
@@ -44,47 +45,30 @@ from ingestion.protocol import (
     ConfiguredAirbyteCatalog,
     ConnectorError,
     ConnectorSpecification,
-    DestinationSyncMode,
     Status,
     Type,
+    connector_spec,
     parse_message,
+    stream_options_spec,
 )
 
-SPEC = ConnectorSpecification(
-    documentation_url="https://docs.airbyte.com/understanding-airbyte/airbyte-protocol",
-    supported_destination_sync_modes=[
-        DestinationSyncMode.OVERWRITE,
-        DestinationSyncMode.APPEND,
-        DestinationSyncMode.APPEND_DEDUP,
-    ],
-    connection_specification={
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "title": "Airbyte connector (command)",
-        "type": "object",
-        "required": ["command"],
-        "additionalProperties": False,
-        "properties": {
-            "command": {
-                "oneOf": [
-                    {"type": "string", "minLength": 1},
-                    {"type": "array", "minItems": 1, "items": {"type": "string"}},
-                ]
-            },
-            "config": {"type": "object", "description": "the connector's config; secrets as {env: NAME}"},
-            "env": {"type": "object", "additionalProperties": {"type": "string"}},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 3600},
-            "streams": {
-                "type": "object",
-                "additionalProperties": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "cursor_field": {"type": ["string", "null"]},
-                    },
-                },
-            },
+SPEC = connector_spec(
+    "Airbyte connector (command)",
+    "https://docs.airbyte.com/understanding-airbyte/airbyte-protocol",
+    ["command"],
+    {
+        "command": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            ]
         },
+        "config": {"type": "object", "description": "the connector's config; secrets as {env: NAME}"},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 3600},
+        "streams": stream_options_spec({"cursor_field": {"type": ["string", "null"]}}),
     },
+    sync_modes=ALL_DESTINATION_SYNC_MODES,
 )
 
 

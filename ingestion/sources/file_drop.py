@@ -45,6 +45,8 @@ from ingestion.protocol import (
     Status,
     SyncMode,
     Type,
+    connector_spec,
+    max_cursor,
     quote_ident,
 )
 
@@ -136,42 +138,37 @@ class FileDropStream:
         return {"system": self.system, "path": str(self.path), "streams": [stream]}
 
 
-SPEC = ConnectorSpecification(
-    documentation_url="https://docs.airbyte.com/integrations/sources/file",
-    connection_specification={
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "title": "File drop",
-        "type": "object",
-        "required": ["system", "path", "streams"],
-        "additionalProperties": False,
-        "properties": {
-            "system": {"type": "string", "minLength": 1, "description": "Source system name."},
-            "path": {"type": "string", "minLength": 1, "description": "Folder the files are dropped in."},
-            "streams": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "required": ["name", "glob", "format", "primary_key"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "name": {"type": "string", "minLength": 1},
-                        "glob": {"type": "string", "minLength": 1},
-                        "format": {"type": "string", "enum": list(FORMATS)},
-                        "primary_key": {"type": "array", "items": {"type": "string"}},
-                        "cursor_field": {"type": ["string", "null"]},
-                        "sync_mode": {"type": "string", "enum": ["append", "append_dedup", "snapshot"],
-                                      "default": "append"},
-                        "encoding": {"type": "string", "default": "utf-8"},
-                        "csv": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "properties": {
-                                "delimiter": {"type": "string", "default": ","},
-                                "quote": {"type": "string", "default": '"'},
-                                "escape": {"type": "string", "default": '"'},
-                                "header": {"type": "boolean", "default": True},
-                            },
+SPEC = connector_spec(
+    "File drop",
+    "https://docs.airbyte.com/integrations/sources/file",
+    ["system", "path", "streams"],
+    {
+        "system": {"type": "string", "minLength": 1, "description": "Source system name."},
+        "path": {"type": "string", "minLength": 1, "description": "Folder the files are dropped in."},
+        "streams": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "glob", "format", "primary_key"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "glob": {"type": "string", "minLength": 1},
+                    "format": {"type": "string", "enum": list(FORMATS)},
+                    "primary_key": {"type": "array", "items": {"type": "string"}},
+                    "cursor_field": {"type": ["string", "null"]},
+                    "sync_mode": {"type": "string", "enum": ["append", "append_dedup", "snapshot"],
+                                  "default": "append"},
+                    "encoding": {"type": "string", "default": "utf-8"},
+                    "csv": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "delimiter": {"type": "string", "default": ","},
+                            "quote": {"type": "string", "default": '"'},
+                            "escape": {"type": "string", "default": '"'},
+                            "header": {"type": "boolean", "default": True},
                         },
                     },
                 },
@@ -367,6 +364,20 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(_run(con, f"SELECT count(*) FROM temp.{quote_ident(table)}")[0][0])
 
 
+def _counted(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]], quarantine: str, **more: Any
+) -> StagedBatch:
+    """The batch staged in ``table``, its rejected input in ``quarantine``, with the rows of both counted."""
+    return StagedBatch(
+        table=table,
+        columns=columns,
+        records=_count(con, table),
+        quarantine_table=quarantine,
+        quarantined=_count(con, quarantine),
+        **more,
+    )
+
+
 def _rejects_options(rejects: str, scan: str) -> str:
     # Our own generated names, not user input.
     return f"store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scan}'"
@@ -400,14 +411,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Droppe
     finally:
         _run(con, f"DROP TABLE IF EXISTS temp.{quote_ident(rejects)}")
         _run(con, f"DROP TABLE IF EXISTS temp.{quote_ident(scan)}")
-    columns = _describe(con, table)
-    return StagedBatch(
-        table=table,
-        columns=columns,
-        records=_count(con, table),
-        quarantine_table=quarantine,
-        quarantined=_count(con, quarantine),
-    )
+    return _counted(con, table, _describe(con, table), quarantine)
 
 
 def json_pointer(key: str) -> str:
@@ -561,15 +565,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: Drop
     finally:
         _run(con, f"DROP TABLE IF EXISTS {q_lines}")
     columns = [] if not keys else [c for c in _describe(con, table) if c[0] != _LINE_COLUMN]
-    return StagedBatch(
-        table=table,
-        columns=columns,
-        records=_count(con, table),
-        quarantine_table=quarantine,
-        quarantined=_count(con, quarantine),
-        changes=changes,
-        line_column=_LINE_COLUMN,
-    )
+    return _counted(con, table, columns, quarantine, changes=changes, line_column=_LINE_COLUMN)
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: DroppedFile) -> StagedBatch:
@@ -759,17 +755,6 @@ def _history_matches(history: Mapping[str, Any], f: DroppedFile) -> bool:
     return bool(seen) and seen.get("size") == f.size and seen.get("modified_at") == f.modified_iso
 
 
-def _greater(a: Any, b: Any) -> Any:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    try:
-        return b if b > a else a
-    except TypeError:
-        return b if str(b) > str(a) else a
-
-
 class SourceFileDrop:
     """Airbyte-shaped source for files dropped into a folder (see the module docstring)."""
 
@@ -883,31 +868,11 @@ class SourceFileDrop:
                     yield _log("WARN", f"{f.url}: removed while being read; skipped")
                     continue
                 history[f.url] = {"size": f.size, "modified_at": f.modified_iso, "status": "failed"}
-                yield AirbyteMessage(
-                    type=Type.BATCH,
-                    batch=RecordBatch(
-                        stream=stream.stream,
-                        namespace=stream.system,
-                        source_url=f.url,
-                        source_modified_at=f.modified_at,
-                        source_size=f.size,
-                        error=f"unreadable {stream.format} file: {type(e).__name__}: {e}",
-                    ),
-                )
+                yield _batch(stream, f, error=f"unreadable {stream.format} file: {type(e).__name__}: {e}")
                 continue
             history[f.url] = {"size": f.size, "modified_at": f.modified_iso, "status": "landed"}
-            cursor_value = _greater(cursor_value, staged.cursor_max)
-            yield AirbyteMessage(
-                type=Type.BATCH,
-                batch=RecordBatch(
-                    stream=stream.stream,
-                    namespace=stream.system,
-                    source_url=f.url,
-                    source_modified_at=f.modified_at,
-                    source_size=f.size,
-                    staged=staged,
-                ),
-            )
+            cursor_value = max_cursor(cursor_value, staged.cursor_max)
+            yield _batch(stream, f, staged=staged)
         newest = max(
             ((v["modified_at"], url) for url, v in history.items() if v.get("status") == "landed"),
             default=None,
@@ -945,6 +910,24 @@ def _probe(con: duckdb.DuckDBPyConnection, stream: FileDropStream, f: DroppedFil
 
 def _log(level: str, message: str) -> AirbyteMessage:
     return AirbyteMessage(type=Type.LOG, log=AirbyteLogMessage(level=level, message=message))
+
+
+def _batch(
+    stream: FileDropStream, f: DroppedFile, *, staged: StagedBatch | None = None, error: str | None = None
+) -> AirbyteMessage:
+    """The BATCH message of one file: its staged batch, or why it could not be read."""
+    return AirbyteMessage(
+        type=Type.BATCH,
+        batch=RecordBatch(
+            stream=stream.stream,
+            namespace=stream.system,
+            source_url=f.url,
+            source_modified_at=f.modified_at,
+            source_size=f.size,
+            staged=staged,
+            error=error,
+        ),
+    )
 
 
 def _jsonable(value: Any) -> Any:

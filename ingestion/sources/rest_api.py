@@ -43,6 +43,7 @@ from typing import Any
 import requests
 
 from ingestion.protocol import (
+    ALL_DESTINATION_SYNC_MODES,
     AirbyteCatalog,
     AirbyteConnectionStatus,
     AirbyteMessage,
@@ -51,73 +52,60 @@ from ingestion.protocol import (
     ConfiguredAirbyteCatalog,
     ConnectorError,
     ConnectorSpecification,
-    DestinationSyncMode,
     InvalidRecord,
     Status,
     SyncMode,
     Type,
+    connector_spec,
     log_message,
     record_message,
     state_message,
+    stream_options_spec,
 )
 from ingestion.sources.rest_http import Clock, HttpClient, Now, RateLimiter, Sleep, utc_now
 from ingestion.sources.rest_paging import Paginator, dig, pagination_schema
 
 _SECRET = {"type": "string", "airbyte_secret": True}
 
-SPEC = ConnectorSpecification(
-    documentation_url="https://docs.airbyte.com/connector-development/config-based/understanding-the-yaml-file/pagination",
-    supported_destination_sync_modes=[
-        DestinationSyncMode.OVERWRITE,
-        DestinationSyncMode.APPEND,
-        DestinationSyncMode.APPEND_DEDUP,
-    ],
-    connection_specification={
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "title": "REST API",
-        "type": "object",
-        "required": ["base_url", "streams"],
-        "additionalProperties": False,
-        "properties": {
-            "base_url": {"type": "string", "pattern": "^https?://"},
-            "auth": {
-                "type": "object",
-                "required": ["type"],
-                "additionalProperties": False,
-                "properties": {
-                    "type": {"type": "string", "enum": ["none", "bearer", "header", "basic"]},
-                    "token": _SECRET | {"description": "API token (bearer or header auth)"},
-                    "header": {"type": "string", "default": "Authorization"},
-                    "username": {"type": "string"},
-                    "password": _SECRET | {"description": "password (basic auth)"},
-                },
-            },
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-            "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0},
-            "max_retries": {"type": "integer", "minimum": 0, "default": 5},
-            "backoff_seconds": {"type": "number", "minimum": 0, "default": 1.0},
-            "max_backoff_seconds": {"type": "number", "minimum": 0, "default": 60},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
-            "streams": {
-                "type": "object",
-                "additionalProperties": {
-                    "type": "object",
-                    "required": ["path"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "path": {"type": "string"},
-                        "params": {"type": "object"},
-                        "records_path": {"type": "string", "default": ""},
-                        "pagination": pagination_schema(),
-                        "incremental_param": {"type": "string"},
-                        "json_schema": {"type": "object"},
-                        "primary_key": {"type": "array", "items": {"type": "string"}},
-                        "cursor_field": {"type": ["string", "null"]},
-                    },
-                },
+SPEC = connector_spec(
+    "REST API",
+    "https://docs.airbyte.com/connector-development/config-based/understanding-the-yaml-file/pagination",
+    ["base_url", "streams"],
+    {
+        "base_url": {"type": "string", "pattern": "^https?://"},
+        "auth": {
+            "type": "object",
+            "required": ["type"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"type": "string", "enum": ["none", "bearer", "header", "basic"]},
+                "token": _SECRET | {"description": "API token (bearer or header auth)"},
+                "header": {"type": "string", "default": "Authorization"},
+                "username": {"type": "string"},
+                "password": _SECRET | {"description": "password (basic auth)"},
             },
         },
+        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+        "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0},
+        "max_retries": {"type": "integer", "minimum": 0, "default": 5},
+        "backoff_seconds": {"type": "number", "minimum": 0, "default": 1.0},
+        "max_backoff_seconds": {"type": "number", "minimum": 0, "default": 60},
+        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 30},
+        "streams": stream_options_spec(
+            {
+                "path": {"type": "string"},
+                "params": {"type": "object"},
+                "records_path": {"type": "string", "default": ""},
+                "pagination": pagination_schema(),
+                "incremental_param": {"type": "string"},
+                "json_schema": {"type": "object"},
+                "primary_key": {"type": "array", "items": {"type": "string"}},
+                "cursor_field": {"type": ["string", "null"]},
+            },
+            required=["path"],
+        ),
     },
+    sync_modes=ALL_DESTINATION_SYNC_MODES,
 )
 
 

@@ -35,6 +35,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ingestion.protocol import (
+    ALL_DESTINATION_SYNC_MODES,
     AirbyteCatalog,
     AirbyteConnectionStatus,
     AirbyteMessage,
@@ -43,56 +44,45 @@ from ingestion.protocol import (
     ConfiguredAirbyteCatalog,
     ConnectorError,
     ConnectorSpecification,
-    DestinationSyncMode,
     Status,
     SyncMode,
+    connector_spec,
     record_message,
     state_message,
+    stream_options_spec,
 )
 
-SPEC = ConnectorSpecification(
-    documentation_url="https://docs.airbyte.com/integrations/sources/postgres",
-    supported_destination_sync_modes=[
-        DestinationSyncMode.OVERWRITE,
-        DestinationSyncMode.APPEND,
-        DestinationSyncMode.APPEND_DEDUP,
-    ],
-    connection_specification={
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "title": "SQL database",
-        "type": "object",
-        "required": ["driver", "streams"],
-        "additionalProperties": False,
-        "properties": {
-            "driver": {"type": "string", "enum": ["sqlite", "postgres"]},
-            "path": {"type": "string", "minLength": 1, "description": "SQLite database file."},
-            "host": {"type": "string", "default": "127.0.0.1"},
-            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 5432},
-            "database": {"type": "string"},
-            "user": {"type": "string"},
-            "password": {"type": "string", "airbyte_secret": True, "description": "database password"},
-            "sslmode": {"type": "string", "enum": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
-            "connect_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10},
-            "fetch_size": {"type": "integer", "minimum": 1, "default": 10000},
-            "checkpoint_interval": {"type": "integer", "minimum": 1, "default": 50000},
-            "streams": {
-                "type": "object",
-                "additionalProperties": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "table": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"},
-                        "query": {"type": "string", "minLength": 1},
-                        "primary_key": {"type": "array", "items": {"type": "string"}},
-                        "cursor_field": {"type": ["string", "null"]},
-                    },
-                },
+SPEC = connector_spec(
+    "SQL database",
+    "https://docs.airbyte.com/integrations/sources/postgres",
+    ["driver", "streams"],
+    {
+        "driver": {"type": "string", "enum": ["sqlite", "postgres"]},
+        "path": {"type": "string", "minLength": 1, "description": "SQLite database file."},
+        "host": {"type": "string", "default": "127.0.0.1"},
+        "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 5432},
+        "database": {"type": "string"},
+        "user": {"type": "string"},
+        "password": {"type": "string", "airbyte_secret": True, "description": "database password"},
+        "sslmode": {"type": "string", "enum": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
+        "connect_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10},
+        "fetch_size": {"type": "integer", "minimum": 1, "default": 10000},
+        "checkpoint_interval": {"type": "integer", "minimum": 1, "default": 50000},
+        "streams": stream_options_spec(
+            {
+                "table": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$"},
+                "query": {"type": "string", "minLength": 1},
+                "primary_key": {"type": "array", "items": {"type": "string"}},
+                "cursor_field": {"type": ["string", "null"]},
             },
-        },
-        "allOf": [
-            {"if": {"properties": {"driver": {"const": "sqlite"}}}, "then": {"required": ["path"]}},
-            {"if": {"properties": {"driver": {"const": "postgres"}}}, "then": {"required": ["database", "user"]}},
-        ],
+        ),
+    },
+    sync_modes=ALL_DESTINATION_SYNC_MODES,
+    extra={
+    "allOf": [
+        {"if": {"properties": {"driver": {"const": "sqlite"}}}, "then": {"required": ["path"]}},
+        {"if": {"properties": {"driver": {"const": "postgres"}}}, "then": {"required": ["database", "user"]}},
+    ],
     },
 )
 
