@@ -7,6 +7,19 @@
   (even with an empty result) and never touches other days.
 #}
 {% macro day_history() -%}
+    {%- if target.type == 'spark' -%}
+    {#- Plain Parquet tables on Spark cannot delete rows: the day is a partition, replaced whole by an
+        insert overwrite (dynamic partition overwrite: other days untouched). Unlike the delete, a rerun
+        whose result is empty leaves the day's earlier rows in place. -#}
+    {%- do config(
+        materialized='incremental',
+        incremental_strategy='insert_overwrite',
+        partition_by=['as_of_date'],
+        file_format='parquet',
+        on_schema_change='append_new_columns',
+        full_refresh=false,
+    ) -%}
+    {%- else -%}
     {%- do config(
         materialized='incremental',
         incremental_strategy='append',
@@ -14,6 +27,7 @@
         full_refresh=false,
         pre_hook="{{ delete_as_of_date() }}",
     ) -%}
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro delete_as_of_date() -%}

@@ -5,7 +5,7 @@
 {% macro empty_role_relation(role) -%}
 select
     {%- for name, type in lineage_columns() + role_columns(role) %}
-    cast(null as {{ type }}) as {{ name }}{{ "," if not loop.last }}
+    cast(null as {{ engine_type(type) }}) as {{ name }}{{ "," if not loop.last }}
     {%- endfor %}
 where 1 = 0
 {%- endmacro %}

@@ -6,7 +6,7 @@
 #}
 {% macro lineage_columns() -%}
     {%- do return([
-        ('source_system', 'varchar'), ('source_stream', 'varchar'), ('_airbyte_raw_id', 'varchar'),
-        ('_airbyte_extracted_at', 'timestamp'), ('available_at', 'timestamp'), ('delivery_id', 'varchar'),
+        ('source_system', type_text()), ('source_stream', type_text()), ('_airbyte_raw_id', type_text()),
+        ('_airbyte_extracted_at', 'timestamp'), ('available_at', 'timestamp'), ('delivery_id', type_text()),
         ('delivered_at', 'timestamp')]) -%}
 {%- endmacro %}

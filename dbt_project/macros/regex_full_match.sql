@@ -14,6 +14,8 @@
 regexp_full_match({{ expr }}, {{ pattern_literal }})
 {%- endmacro %}
 
+{#- A Spark string literal unescapes backslashes: the pattern's are doubled so that the regular expression
+    gets them, as DuckDB's and Postgres's do. -#}
 {% macro spark__regex_full_match(expr, pattern_literal) -%}
-({{ expr }} rlike concat('^(?:', {{ pattern_literal }}, ')$'))
+({{ expr }} rlike concat('^(?:', {{ pattern_literal | replace('\\', '\\\\') }}, ')$'))
 {%- endmacro %}

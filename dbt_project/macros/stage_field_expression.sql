@@ -27,7 +27,7 @@
         {%- elif raw_type == 'json' -%}
             {%- set text_raw = json_text(column, []) -%}
         {%- else -%}
-            {%- set text_raw = 'cast(' ~ column ~ ' as varchar)' -%}
+            {%- set text_raw = 'cast(' ~ column ~ ' as ' ~ type_text() ~ ')' -%}
         {%- endif -%}
         {%- set text = "nullif(trim(" ~ text_raw ~ "), '')" -%}
         {%- if field_type == 'decimal' or field_type == 'integer' -%}

@@ -45,9 +45,9 @@
         {%- if spec is string -%}{%- set spec = {'from': spec} -%}{%- endif -%}
         {%- if spec is none and name == 'kind' and role in kind_defaults -%}{%- set spec = {'value': kind_defaults[role]} -%}{%- endif -%}
         {%- if spec is none -%}
-            {%- do rendered.update({name: 'cast(null as ' ~ canonical_type ~ ')'}) -%}
+            {%- do rendered.update({name: 'cast(null as ' ~ engine_type(canonical_type) ~ ')'}) -%}
         {%- else -%}
-            {%- do rendered.update({name: 'cast(' ~ stage_field_expression(system, stream, name, spec, types, rendered.get('currency')) ~ ' as ' ~ canonical_type ~ ')'}) -%}
+            {%- do rendered.update({name: 'cast(' ~ stage_field_expression(system, stream, name, spec, types, rendered.get('currency')) ~ ' as ' ~ engine_type(canonical_type) ~ ')'}) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- set nested_field = {'payments': 'refunds', 'invoices': 'credit_notes'}.get(role) -%}
@@ -61,10 +61,10 @@
         -- lineage
         {{ recon_literal(system) }} as source_system,
         {{ recon_literal(stream) }} as source_stream,
-        cast(_airbyte_raw_id as varchar) as _airbyte_raw_id,
+        cast(_airbyte_raw_id as {{ type_text() }}) as _airbyte_raw_id,
         {{ to_utc_timestamp('_airbyte_extracted_at') }} as _airbyte_extracted_at,
         {{ available }} as available_at,
-        {{ ("coalesce(cast(_ab_source_file_url as varchar), '') || '|'" if has_url else "'|'") }} || coalesce(cast({{ extracted }} as varchar), '') as delivery_id,
+        {{ ("coalesce(cast(_ab_source_file_url as " ~ type_text() ~ "), '') || '|'" if has_url else "'|'") }} || coalesce(cast({{ extracted }} as {{ type_text() }}), '') as delivery_id,
         coalesce({{ available }}, {{ extracted }}) as delivered_at,
     {%- endset %}
 with
@@ -77,7 +77,7 @@ source as (
         select 1 from {{ quarantine }} as quarantined
         where quarantined.system = {{ recon_literal(system) }}
           and quarantined.stream = {{ recon_literal(stream) }}
-          and quarantined._airbyte_raw_id = cast({{ relation }}._airbyte_raw_id as varchar)
+          and quarantined._airbyte_raw_id = cast({{ relation }}._airbyte_raw_id as {{ type_text() }})
     )
     {%- endif %}
 ),

@@ -58,8 +58,8 @@ configured_systems as (
     {{ "union all" if not loop.last }}
     {%- else %}
     select
-        cast(null as varchar) as system,
-        cast(null as varchar) as role,
+        cast(null as {{ type_text() }}) as system,
+        cast(null as {{ type_text() }}) as role,
         cast(null as {{ type_double() }}) as min_visible_share,
         cast(null as integer) as freshness_hours,
         cast(null as timestamp) as stale_before
@@ -122,7 +122,7 @@ staged_rows as (
         select source_system, available_at, updated_at from {{ ref('int_' ~ role ~ '_unioned') }}
         {{ "union all" if not loop.last }}
         {%- else %}
-        select cast(null as varchar) as source_system, cast(null as timestamp) as available_at,
+        select cast(null as {{ type_text() }}) as source_system, cast(null as timestamp) as available_at,
             cast(null as timestamp) as updated_at
         where 1 = 0
         {%- endfor %}
@@ -189,12 +189,12 @@ select
     cast(visible_rows as bigint) as visible_rows,
     case
         when landed_rows > 0 and visible_rows <= landed_rows * min_visible_share then
-            cast(visible_rows as varchar) || ' of ' || cast(landed_rows as varchar)
+            cast(visible_rows as {{ type_text() }}) || ' of ' || cast(landed_rows as {{ type_text() }})
             || ' landed rows are visible as of the day: '
             || case when known_after_rows > 0 then 'files modified after the as-of day'
                     else 'rows updated after the as-of day' end
         when is_stale and last_seen_at is null then 'stale: nothing delivered before the end of the as-of day'
-        when is_stale then 'stale since ' || cast(last_seen_at as varchar) || ' (freshness '
-            || cast(freshness_hours as varchar) || ' h)'
+        when is_stale then 'stale since ' || cast(last_seen_at as {{ type_text() }}) || ' (freshness '
+            || cast(freshness_hours as {{ type_text() }}) || ' h)'
     end as health_reason
 from stated

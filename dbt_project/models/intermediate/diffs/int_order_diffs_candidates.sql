@@ -53,7 +53,7 @@ missing_payment as (
     select
         order_id, customer_id, 'missing_payment' as diff_type, {{ recon_literal(role_system_label('payments')) }} as system,
         'payments' as role, ',orders,payments,' as roles_involved, {{ recon_literal(systems_involved(['orders', 'payments'])) }} as systems_involved,
-        cast(total_amount as varchar) as expected_value, 'no succeeded charge' as actual_value,
+        cast(total_amount as {{ type_text() }}) as expected_value, 'no succeeded charge' as actual_value,
         total_amount as amount_at_risk, currency,
         'missing_payment: live order, no succeeded charge and not fulfilled, {{ grace.get("missing_payment", 0) }}h after ordered_at' as rule,
         ordered_at as anchor_at
@@ -72,7 +72,7 @@ missing_invoice as (
     select
         order_id, customer_id, 'missing_invoice' as diff_type, {{ recon_literal(role_system_label('invoices')) }} as system,
         'invoices' as role, ',payments,invoices,' as roles_involved, {{ recon_literal(systems_involved(['payments', 'invoices'])) }} as systems_involved,
-        cast(net_paid_amount as varchar) as expected_value, 'no posted invoice' as actual_value,
+        cast(net_paid_amount as {{ type_text() }}) as expected_value, 'no posted invoice' as actual_value,
         net_paid_amount as amount_at_risk, currency,
         'missing_invoice: paid order (net paid above tolerance) without a posted invoice, {{ grace.get("missing_invoice", 0) }}h after first capture' as rule,
         first_captured_at as anchor_at
@@ -91,7 +91,7 @@ missing_fulfillment as (
     select
         order_id, customer_id, 'missing_fulfillment' as diff_type, {{ recon_literal(role_system_label('fulfillments')) }} as system,
         'fulfillments' as role, ',payments,fulfillments,' as roles_involved, {{ recon_literal(systems_involved(['payments', 'fulfillments'])) }} as systems_involved,
-        cast(coalesce(line_count, 0) as varchar) || ' line(s) shipped/delivered/activated' as expected_value,
+        cast(coalesce(line_count, 0) as {{ type_text() }}) || ' line(s) shipped/delivered/activated' as expected_value,
         'not fulfilled' as actual_value,
         net_paid_amount as amount_at_risk, currency,
         'missing_fulfillment: paid order (net paid above tolerance) not fulfilled, {{ grace.get("missing_fulfillment", 0) }}h after first capture' as rule,
@@ -111,7 +111,7 @@ unpaid_fulfillment as (
     select
         order_id, customer_id, 'unpaid_fulfillment' as diff_type, {{ recon_literal(role_system_label('fulfillments')) }} as system,
         'fulfillments' as role, ',orders,payments,fulfillments,' as roles_involved, {{ recon_literal(systems_involved(['orders', 'payments', 'fulfillments'])) }} as systems_involved,
-        cast(total_amount as varchar) as expected_value, 'fulfilled, no succeeded charge' as actual_value,
+        cast(total_amount as {{ type_text() }}) as expected_value, 'fulfilled, no succeeded charge' as actual_value,
         total_amount as amount_at_risk, currency,
         'unpaid_fulfillment: fulfilled live order never paid, {{ grace.get("unpaid_fulfillment", 0) }}h after first fulfillment' as rule,
         first_fulfilled_at as anchor_at
@@ -136,7 +136,7 @@ amount_mismatch_{{ role }} as (
     select
         order_id, customer_id, 'amount_mismatch' as diff_type, {{ recon_literal(role_system_label(role)) }} as system,
         '{{ role }}' as role, ',orders,{{ role }},' as roles_involved, {{ recon_literal(systems_involved(['orders', role])) }} as systems_involved,
-        cast(total_amount as varchar) as expected_value, cast({{ amount }} as varchar) as actual_value,
+        cast(total_amount as {{ type_text() }}) as expected_value, cast({{ amount }} as {{ type_text() }}) as actual_value,
         abs({{ amount }} - total_amount) as amount_at_risk, currency,
         'amount_mismatch: {{ amount }} differs from the order total beyond tolerance' as rule,
         ordered_at as anchor_at
@@ -170,7 +170,7 @@ duplicate_record_{{ role }} as (
     select
         order_id, customer_id, 'duplicate_record' as diff_type, {{ recon_literal(role_system_label(role)) }} as system,
         '{{ role }}' as role, ',orders,{{ role }},' as roles_involved, {{ recon_literal(systems_involved(['orders', role])) }} as systems_involved,
-        cast(total_amount as varchar) as expected_value, cast({{ amount }} as varchar) as actual_value,
+        cast(total_amount as {{ type_text() }}) as expected_value, cast({{ amount }} as {{ type_text() }}) as actual_value,
         {{ amount }} - total_amount as amount_at_risk, currency,
         'duplicate_record: two or more {{ "succeeded charges" if role == "payments" else "posted invoices" }} with equal currency and amount, sum above total + tolerance' as rule,
         cast(null as timestamp) as anchor_at
@@ -205,8 +205,8 @@ duplicate_record_fulfillments as (
     select
         order_id, customer_id, 'duplicate_record' as diff_type, {{ recon_literal(role_system_label('fulfillments')) }} as system,
         'fulfillments' as role, ',orders,fulfillments,' as roles_involved, {{ recon_literal(systems_involved(['orders', 'fulfillments'])) }} as systems_involved,
-        cast(line_count as varchar) || ' line(s)' as expected_value,
-        cast(fulfilled_lines as varchar) || ' line(s) in ' || cast(fulfillment_count as varchar) || ' fulfillments' as actual_value,
+        cast(line_count as {{ type_text() }}) || ' line(s)' as expected_value,
+        cast(fulfilled_lines as {{ type_text() }}) || ' line(s) in ' || cast(fulfillment_count as {{ type_text() }}) || ' fulfillments' as actual_value,
         cast(0 as decimal(20,4)) as amount_at_risk, currency,
         'duplicate_record: two or more active fulfillments covering more lines than the order has' as rule,
         cast(null as timestamp) as anchor_at
@@ -239,7 +239,7 @@ status_conflict_payments as (
     select
         order_id, customer_id, 'status_conflict' as diff_type, {{ recon_literal(role_system_label('payments')) }} as system,
         'payments' as role, ',orders,payments,' as roles_involved, {{ recon_literal(systems_involved(['orders', 'payments'])) }} as systems_involved,
-        '0 net paid (order cancelled)' as expected_value, cast(net_paid_amount as varchar) as actual_value,
+        '0 net paid (order cancelled)' as expected_value, cast(net_paid_amount as {{ type_text() }}) as actual_value,
         net_paid_amount as amount_at_risk, currency,
         'status_conflict: cancelled order with captured, unrefunded payments, {{ grace.get("status_conflict", 0) }}h after cancellation' as rule,
         cancelled_at as anchor_at
@@ -258,7 +258,7 @@ status_conflict_invoices as (
     select
         order_id, customer_id, 'status_conflict' as diff_type, {{ recon_literal(role_system_label('invoices')) }} as system,
         'invoices' as role, ',payments,invoices,' as roles_involved, {{ recon_literal(systems_involved(['payments', 'invoices'])) }} as systems_involved,
-        cast(refunded_amount as varchar) as expected_value, cast(credited_amount as varchar) as actual_value,
+        cast(refunded_amount as {{ type_text() }}) as expected_value, cast(credited_amount as {{ type_text() }}) as actual_value,
         refunded_amount - credited_amount as amount_at_risk, currency,
         'status_conflict: refunds not matched by posted credit notes, {{ grace.get("status_conflict", 0) }}h after the last refund' as rule,
         last_refunded_at as anchor_at
@@ -298,7 +298,7 @@ missing_enrichment as (
 orphan_record as (
 
     select
-        orphans.order_id, cast(null as varchar) as customer_id, 'orphan_record' as diff_type, orphans.system,
+        orphans.order_id, cast(null as {{ type_text() }}) as customer_id, 'orphan_record' as diff_type, orphans.system,
         orphans.role, ',orders,' || orphans.role || ',' as roles_involved,
         {{ recon_literal(systems_involved(['orders'])) }} || ', ' || orphans.system as systems_involved,
         'an order ' || orphans.order_id || ' in the orders system' as expected_value,

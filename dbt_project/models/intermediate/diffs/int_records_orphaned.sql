@@ -43,7 +43,7 @@ records as (
 
     select
         order_id, source_system, 'fulfillments' as role, fulfillment_id as record_id,
-        cast(0 as decimal(20,4)) as amount, cast(null as varchar) as currency, updated_at
+        cast(0 as decimal(20,4)) as amount, cast(null as {{ type_text() }}) as currency, updated_at
     from fulfillments
     where order_id is not null
 

@@ -15,7 +15,7 @@ select
     source_system as system,
     role,
     count(*) as repeated_key_count,
-    {{ dbt.listagg("record_id || ' x' || cast(row_count as varchar)", "', '", 'order by record_id') }} as repeated_keys
+    {{ dbt.listagg("record_id || ' x' || cast(row_count as " ~ type_text() ~ ")", "', '", 'order by record_id') }} as repeated_keys
 from repeated_keys
 where order_id is not null
 group by order_id, source_system, role

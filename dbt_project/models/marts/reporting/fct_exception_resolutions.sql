@@ -84,17 +84,17 @@ inner join exceptions
 {%- else %}
 
 select
-    cast(null as varchar) as event_id,
-    cast(null as varchar) as exception_id,
-    cast(null as varchar) as order_id,
-    cast(null as varchar) as diff_type,
-    cast(null as varchar) as system,
-    cast(null as varchar) as owner,
-    cast(null as varchar) as severity,
+    cast(null as {{ type_text() }}) as event_id,
+    cast(null as {{ type_text() }}) as exception_id,
+    cast(null as {{ type_text() }}) as order_id,
+    cast(null as {{ type_text() }}) as diff_type,
+    cast(null as {{ type_text() }}) as system,
+    cast(null as {{ type_text() }}) as owner,
+    cast(null as {{ type_text() }}) as severity,
     cast(null as date) as opened_as_of_date,
     cast(null as date) as resolved_as_of_date,
-    cast(null as varchar) as resolution,
-    cast(null as varchar) as actor,
+    cast(null as {{ type_text() }}) as resolution,
+    cast(null as {{ type_text() }}) as actor,
     cast(null as boolean) as is_manual,
     cast(null as bigint) as days_to_resolve,
     cast(null as timestamp) as resolved_at

@@ -11,7 +11,7 @@
 ] %}
 {%- set hash_parts = [] %}
 {%- for column in tracked %}
-    {%- do hash_parts.append("coalesce(cast(" ~ column ~ " as varchar), '~')") %}
+    {%- do hash_parts.append("coalesce(cast(" ~ column ~ " as " ~ type_text() ~ "), '~')") %}
 {%- endfor %}
 {%- set hash_input = hash_parts | join(" || '|' || ") %}
 
@@ -64,7 +64,7 @@ final as (
         previous.state as previous_state,
         previous.order_id is null as is_first_seen,
         {%- else %}
-        cast(null as varchar) as previous_state,
+        cast(null as {{ type_text() }}) as previous_state,
         true as is_first_seen,
         {%- endif %}
         hashed.hold_reason,
