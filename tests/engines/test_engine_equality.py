@@ -110,6 +110,9 @@ def test_demo_nights_on_postgres_equal_those_on_duckdb(tmp_path: Path) -> None:
                 duck.execute("select count(*) from marts.fct_order_diffs").fetchall()[0][0]
             assert pg.execute("select count(*) from recon.exceptions").fetchone()[0] > 0
 
+        duck.close()  # a dry run checkpoints the file before copying it: no reader may hold it
+        onpg.close()
+
         # A dry run of the last day on the Postgres config builds on a scratch DuckDB copy, plans what the
         # DuckDB config's dry run plans, and writes nothing to the engine.
         with psycopg.connect(server.url("recon_wh")) as pg:
