@@ -21,6 +21,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import psycopg
@@ -104,6 +105,19 @@ def _duckdb_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> 
     ).fetchall()]
 
 
+def pg_columns(pg, schema: str, table: str) -> list[tuple[str, str]]:
+    """A Postgres table's or view's columns with their types as ``format_type`` spells them (empty if none)."""
+    with pg.cursor() as cur:
+        cur.execute(
+            "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+            "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped "
+            "order by a.attnum",
+            [schema, table],
+        )
+        return [(n, t) for n, t in cur.fetchall()]
+
+
 def _select_list(columns: list[tuple[str, str]]) -> str:
     """DuckDB expressions writing each column as Postgres reads it back from CSV."""
     out = []
@@ -131,17 +145,6 @@ class PostgresPublisher:
         self.duck = duck
         self.pg = pg
 
-    def _pg_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
-        with self.pg.cursor() as cur:
-            cur.execute(
-                "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
-                "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
-                "where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped "
-                "order by a.attnum",
-                [schema, table],
-            )
-            return [(n, t) for n, t in cur.fetchall()]
-
     def publish(self, schema: str, table: str, *, append_by: str | None = EXTRACTED_AT) -> PublishedTable:
         """Make the engine's ``schema.table`` hold exactly the DuckDB table's rows.
 
@@ -158,7 +161,7 @@ class PostgresPublisher:
         if not columns:
             raise PublishError(f"{schema}.{table} does not exist in the DuckDB file, so it cannot be published")
         wanted = [(name, postgres_type(dtype)) for name, dtype in columns]
-        existing = self._pg_columns(schema, table)
+        existing = pg_columns(self.pg, schema, table)
         target = f"{_quote(schema)}.{_quote(table)}"
         reason = ""
         where = ""
@@ -314,7 +317,7 @@ class PostgresServer:
                 are replaced (other days are the DuckDB copy's own, built on earlier nights).
             day: the as-of day.
         """
-        columns = PostgresPublisher(self.duck, self.pg)._pg_columns(schema, table)
+        columns = pg_columns(self.pg, schema, table)
         if not columns:
             raise PublishError(f"{schema}.{table} does not exist on the engine, so it cannot be copied back")
         wanted = [(name, duckdb_type(t)) for name, t in columns]
@@ -351,9 +354,7 @@ class PostgresServer:
         log.info("copied back %s.%s: %s, %d rows", schema, table, "replace" if whole else "day", rows)
         return ServedTable(schema, table, "replace" if whole else "day", rows)
 
-    def _fetch(self, schema: str, table: str, columns, where: str, params: list):
-        from pathlib import Path
-
+    def _fetch(self, schema: str, table: str, columns, where: str, params: list) -> Path:
         names = ", ".join(_quote(n) for n, _ in columns)
         Path(self.scratch_dir).mkdir(parents=True, exist_ok=True)
         path = Path(self.scratch_dir) / f"{schema}.{table}.csv"
