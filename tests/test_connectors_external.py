@@ -106,7 +106,14 @@ def test_a_child_outliving_the_connector_does_not_hang_the_sync(tmp_path: Path, 
 
 
 def faker_venv() -> Path:
-    """airbyte-source-faker in its own virtual environment under the test cache (created once)."""
+    """airbyte-source-faker in a virtual environment of its own.
+
+    `make test` installs it beside the project's (.venv/connectors/source-faker); a bare `pytest` creates it
+    once under the test cache instead.
+    """
+    made_by_make = Path(sys.prefix) / "connectors" / "source-faker"
+    if (made_by_make / "bin" / "source-faker").exists():
+        return made_by_make
     venv = CACHE / "source-faker-venv"
     exe = venv / "bin" / "source-faker"
     if not exe.exists():

@@ -62,7 +62,9 @@ def test_recon_rewrites_its_own_instance_settings_when_the_config_changes_and_ne
 
     settings = recon_home / "dagster_home" / "dagster.yaml"
     dagster_home(load_config(DEMO_CONFIG_PATH))
-    assert "max_concurrent_runs: 1" in settings.read_text() and "storage:" not in settings.read_text()
+    first = yaml.safe_load(settings.read_text())
+    assert first["concurrency"]["runs"]["max_concurrent_runs"] == 1 and "storage" not in first
+    assert first["event_log_storage"]["module"] == "dagster_project.runs.instance_storage"
 
     raw = yaml.safe_load(DEMO_CONFIG_PATH.read_text())
     raw["dagster"] = {"storage": "postgres", "postgres_url_env": "RECON_TEST_PG_URL"}

@@ -46,11 +46,28 @@ class DagsterStorageError(PlainError):
     """The config asks for a Dagster storage this environment cannot give."""
 
 
-def instance_settings(config: ReconConfig) -> str:
-    """The ``dagster.yaml`` recon writes for this config (its instance storage from the ``dagster`` section)."""
+# Dagster's own SQLite layout under the instance folder, through classes that keep one engine per file
+# (dagster_project/runs/instance_storage.py: a night's ~340 events and asset reads cost a third less).
+_SQLITE_STORAGE = """\
+run_storage:       # the default SQLite files; each opened through one kept SQLAlchemy engine
+  module: dagster_project.runs.instance_storage
+  class: SqliteRunStorage
+  config:
+    base_dir: {home}/history/
+event_log_storage:
+  module: dagster_project.runs.instance_storage
+  class: SqliteEventLogStorage
+  config:
+    base_dir: {home}/history/runs/
+"""
+
+
+def instance_settings(config: ReconConfig, home: Path) -> str:
+    """The ``dagster.yaml`` recon writes for this config in the instance folder ``home`` (its instance
+    storage from the ``dagster`` section)."""
     if config.dagster.storage == "postgres":
         return DAGSTER_YAML + _POSTGRES_STORAGE.format(variable=config.dagster.postgres_url_env)
-    return DAGSTER_YAML
+    return DAGSTER_YAML + _SQLITE_STORAGE.format(home=Path(home).resolve().as_posix())
 
 
 def _check_postgres_url(variable: str) -> None:
@@ -75,7 +92,7 @@ def dagster_home(config: ReconConfig) -> Path:
     """
     home = Path(os.environ.get("DAGSTER_HOME") or config.state_dir / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    settings, wanted = home / "dagster.yaml", instance_settings(config)
+    settings, wanted = home / "dagster.yaml", instance_settings(config, home)
     if config.dagster.storage == "postgres":
         _check_postgres_url(config.dagster.postgres_url_env)
     current = settings.read_text() if settings.exists() else None
