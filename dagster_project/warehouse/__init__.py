@@ -28,7 +28,8 @@ from urllib.parse import unquote, urlsplit
 from dagster_project.config.model import ReconConfig
 from dagster_project.lib.errors import PlainError
 
-# profiles.yml reads these: the target, and for postgres the connection (never written to a file).
+# profiles.yml reads these: the target; for postgres the connection (never written to a file), for spark
+# the warehouse folder.
 TARGET_ENV = "RECON_DBT_TARGET"
 PG_ENV = ("RECON_PG_HOST", "RECON_PG_PORT", "RECON_PG_USER", "RECON_PG_PASSWORD", "RECON_PG_DBNAME")
 SPARK_ENV = "RECON_SPARK_WAREHOUSE"
