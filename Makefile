@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test test-engines test-fast ui lint bench clean
+.PHONY: setup browser java demo test test-engines test-fast ui lint bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
@@ -37,9 +37,24 @@ test: $(STAMP) $(FAKER)/bin/source-faker browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 --dist worksteal --durations=15 -m "not engines"   # two workers; heavy tests dealt to both first (tests/conftest.py)
 
-# The same demo nights on every warehouse engine (DuckDB and PostgreSQL, a server started by the test):
-# equal diffs, canonical states and exceptions, day by day. CI runs it after `make test`.
-test-engines: $(STAMP)
+# The `spark` extra (PySpark with Spark's jars, dbt-spark; ~450 MB) for the Spark engine's tests only.
+SPARK_STAMP := $(VENV)/.installed-spark
+
+$(SPARK_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	@touch $(SPARK_STAMP)
+
+# Spark needs Java 17: installed from Debian when missing and we may (root with apt-get); otherwise the
+# Spark case of the engine tests says it was skipped and why.
+java:
+	@command -v java >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
+	  || echo "note: java not installed; the Spark engine test will be skipped"; }
+
+# The same demo nights on every warehouse engine (DuckDB, PostgreSQL on a server started by the test, and
+# Spark on a local session; Java 17 must be on PATH): equal diffs, canonical states and exceptions, day
+# by day. Installs the `spark` extra first. CI runs it after `make test`.
+test-engines: $(SPARK_STAMP) java
 	$(BIN)/pytest -m engines -v --durations=5
 
 test-fast: $(STAMP) $(FAKER)/bin/source-faker

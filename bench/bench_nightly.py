@@ -193,9 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/recon-nightly"))
     p.add_argument("--scenario", choices=(*SCENARIOS, "all"), default="all",
                    help="first runs on a fresh database; next and nothing continue the work dir's database")
-    p.add_argument("--engine", choices=("duckdb", "postgres"), default="duckdb",
+    p.add_argument("--engine", choices=("duckdb", "postgres", "spark"), default="duckdb",
                    help="where the platform's dbt project runs; postgres: the database $RECON_WAREHOUSE_URL "
-                        "names (its schemas are dropped before a first night)")
+                        "names (its schemas are dropped before a first night); spark: a local Spark session "
+                        "(the spark extra; its warehouse in the work dir, new for a first night)")
     p.add_argument("--side", choices=("platform",), help=argparse.SUPPRESS)
     p.add_argument("--date", type=dt.date.fromisoformat, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)

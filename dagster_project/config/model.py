@@ -378,15 +378,19 @@ class WarehouseConfig(_Strict):
     """The engine the dbt project runs on (``warehouse:``).
 
     ``duckdb`` (default): everything in the one DuckDB file. ``postgres``: the dbt project runs on a
-    PostgreSQL database (dbt-postgres). Landing, the contracts and the exception store stay in the DuckDB
-    file either way (the platform's own state); each night the tables dbt reads are published to the
-    engine in bulk and the staging and mart tables the platform reads are copied back
-    (``dagster_project.warehouse``). The database's URL (``postgresql://user:password@host:5432/db``) is
-    read from the variable ``url_env`` names, and never written to a file.
+    PostgreSQL database (dbt-postgres). ``spark``: it runs on a local Spark session in recon's own process
+    (dbt-spark ``method: session``, the ``spark`` extra and Java 17), its tables Parquet files under
+    ``spark_dir``. Landing, the contracts and the exception store stay in the DuckDB file on every engine
+    (the platform's own state); each night the tables dbt reads are published to the engine in bulk and
+    the staging and mart tables the platform reads are copied back (``dagster_project.warehouse``). The
+    Postgres URL (``postgresql://user:password@host:5432/db``) is read from the variable ``url_env``
+    names, and never written to a file; Spark needs no secret.
     """
 
-    engine: Literal["duckdb", "postgres"] = "duckdb"
+    engine: Literal["duckdb", "postgres", "spark"] = "duckdb"
     url_env: str = "RECON_WAREHOUSE_URL"
+    # The local Spark warehouse (Parquet tables and their Derby catalogue); default <state_dir>/spark.
+    spark_dir: str | None = None
 
     _variable_name = field_validator("url_env")(_env_name)
 
@@ -445,6 +449,12 @@ class ReconConfig(_Strict):
     def state_dir(self) -> Path:
         """Absolute path of the folder for Dagster's home, dbt artifacts and reports."""
         return Path(self.project.state_dir).expanduser().resolve()
+
+    @property
+    def spark_warehouse(self) -> Path:
+        """Absolute path of the local Spark warehouse (``warehouse.spark_dir``, default ``<state_dir>/spark``)."""
+        where = self.warehouse.spark_dir
+        return Path(where).expanduser().resolve() if where else self.state_dir / "spark"
 
     @property
     def roles(self) -> dict[str, list[str]]:

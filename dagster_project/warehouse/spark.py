@@ -1,19 +1,23 @@
 """Publishing DuckDB tables to a local Spark catalogue as Parquet, and copying Spark's tables back.
 
-The Spark counterpart of :mod:`dagster_project.warehouse.postgres` for dbt-spark's ``method: session``
-(a local PySpark; install the ``spark`` extra). There is no Delta or Iceberg here (no Maven), so every
-table is plain Parquet:
+The Spark counterpart of :mod:`dagster_project.warehouse.postgres` for ``warehouse.engine: spark``:
+dbt-spark's ``method: session``, a local PySpark inside recon's own process (install the ``spark``
+extra; Java 17 on PATH). There is no Delta or Iceberg here (no Maven), so every table is plain Parquet:
 
 - publish: DuckDB writes the table as one Parquet file (``COPY ... TO``) under
   ``<warehouse>/sources/<schema>/<table>/`` and the Spark catalogue registers that folder as an
   external table (``CREATE TABLE ... USING parquet LOCATION``). The whole table each time: Parquet files
   cannot be appended to in place, and the sources are small next to what dbt builds from them.
 - serve: Spark writes a table it built (or one as-of day of a per-day history) as Parquet, and DuckDB
-  reads it back (``read_parquet``) into the DuckDB file.
+  reads it back (``read_parquet``) into the DuckDB file, each column cast to the type the model's
+  contract declares (so the copy has the types a DuckDB build gives).
 
-The catalogue is an embedded Derby metastore in ``<warehouse>/metastore_db``: one JVM at a time may
-open it, so the publisher's Spark session is stopped before dbt starts its own (:func:`spark_session`
-and the ``spark`` output of profiles.yml use the same settings).
+Both check the row count on both sides. The catalogue is an embedded Derby metastore in
+``<warehouse>/metastore_db``, which one JVM at a time may open: so there is ONE Spark session per
+process (:func:`spark_session`), made before the night's first publish and shared by the publisher,
+dbt (dbt-spark's session cursor calls ``SparkSession.builder.getOrCreate()``, which returns it) and the
+copy back; it ends with the process. Two processes on one warehouse at once are kept apart by recon's
+run lock (one run of a config at a time).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class SparkPublishError(Exception):
 
 @dataclass(frozen=True)
 class SparkTable:
-    """What one publish or copy back did."""
+    """What one publish ('replace': the whole table) or copy back ('replace', or 'day': one as-of day) did."""
 
     schema: str
     table: str
@@ -42,30 +46,52 @@ class SparkTable:
     rows: int
 
 
-def spark_conf(warehouse: Path, cores: int = 2) -> dict[str, str]:
+def spark_conf(warehouse: Path, cores: int = 2, driver_memory: str = "2g") -> dict[str, str]:
     """The Spark settings of a local session on ``warehouse`` (as profiles.yml's ``spark`` output)."""
     warehouse = Path(warehouse).resolve()
     return {
         "spark.master": f"local[{cores}]",
+        "spark.driver.memory": driver_memory,
         "spark.sql.warehouse.dir": str(warehouse / "tables"),
         "spark.hadoop.javax.jdo.option.ConnectionURL":
             f"jdbc:derby:;databaseName={warehouse / 'metastore_db'};create=true",
+        # Derby's log beside its database, not a derby.log in whatever folder recon was started from.
+        "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={warehouse / 'derby.log'}",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.inferTimestampNTZ.enabled": "false",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-        "spark.sql.shuffle.partitions": "4",
+        # A night's tables are small next to what Spark is made for: one shuffle partition and no
+        # generated code per query (compiling it costs more than running it interpreted here).
+        "spark.sql.shuffle.partitions": "1",
+        "spark.sql.codegen.wholeStage": "false",
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
     }
 
 
-def spark_session(warehouse: Path, cores: int = 2):
-    """A local Spark session with a Hive catalogue (Derby) on ``warehouse``; the caller stops it."""
+def spark_session(warehouse: Path, cores: int = 2, driver_memory: str = "2g"):
+    """This process's local Spark session on ``warehouse``, with a Hive catalogue (Derby): made on first use.
+
+    Later calls, and dbt-spark's own ``getOrCreate()``, get the same session; it lives as long as the
+    process (stopping it would leave dbt without one).
+
+    Raises:
+        SparkPublishError: this process already has a session on another warehouse.
+    """
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.appName("recon-publish").enableHiveSupport()
-    for key, value in spark_conf(warehouse, cores).items():
+    conf = spark_conf(warehouse, cores, driver_memory)
+    Path(warehouse).mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder.appName("recon").enableHiveSupport()
+    for key, value in conf.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    session = builder.getOrCreate()  # the process's session if it has one (its static settings stay)
+    held = str(session.conf.get("spark.sql.warehouse.dir")).removeprefix("file:")
+    if Path(held).resolve() != Path(conf["spark.sql.warehouse.dir"]):
+        raise SparkPublishError(
+            f"this process's Spark session is on the warehouse {held}, not {conf['spark.sql.warehouse.dir']}: "
+            "one process serves one Spark warehouse (its catalogue opens once per JVM)")
+    return session
 
 
 def _quote(name: str) -> str:
@@ -102,6 +128,12 @@ def _select_list(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str
     return ", ".join(out)
 
 
+def _why(exc: BaseException) -> str:
+    """The first line of a Spark (or DuckDB) error, without the JVM's stack trace."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class SparkPublisher:
     """Publishes DuckDB tables to a Spark catalogue as Parquet-backed tables."""
 
@@ -111,21 +143,28 @@ class SparkPublisher:
         self.root = Path(warehouse).resolve() / "sources"
 
     def publish(self, schema: str, table: str) -> SparkTable:
-        """Make Spark's ``schema.table`` hold exactly the DuckDB table's rows (the whole table)."""
+        """Make Spark's ``schema.table`` hold exactly the DuckDB table's rows (the whole table).
+
+        Raises:
+            SparkPublishError: the table is not in the DuckDB file, Spark refused it, or the counts differ.
+        """
         select = _select_list(self.duck, schema, table)
         folder = self.root / schema / table
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        path = folder / "part-0.parquet"
-        self.duck.execute(f"copy (select {select} from {_quote(schema)}.{_quote(table)}) "
-                          f"to '{str(path).replace(chr(39), chr(39) * 2)}' (format parquet)")
         target = f"{_tick(schema)}.{_tick(table)}"
-        self.spark.sql(f"create database if not exists {_tick(schema)}")
-        self.spark.sql(f"drop table if exists {target}")
-        self.spark.sql(f"create table {target} using parquet location '{folder.as_uri()}'")
-        there = self.spark.sql(f"select count(*) from {target}").collect()[0][0]
-        here = self.duck.execute(f"select count(*) from {_quote(schema)}.{_quote(table)}").fetchall()[0][0]
+        try:
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            path = folder / "part-0.parquet"
+            self.duck.execute(f"copy (select {select} from {_quote(schema)}.{_quote(table)}) "
+                              f"to '{str(path).replace(chr(39), chr(39) * 2)}' (format parquet)")
+            here = self.duck.execute(f"select count(*) from {_quote(schema)}.{_quote(table)}").fetchall()[0][0]
+            self.spark.sql(f"create database if not exists {_tick(schema)}")
+            self.spark.sql(f"drop table if exists {target}")
+            self.spark.sql(f"create table {target} using parquet location '{folder.as_uri()}'")
+            there = self.spark.sql(f"select count(*) from {target}").collect()[0][0]
+        except Exception as exc:  # DuckDB's, the file system's, Py4J's and Spark's errors: no common base
+            raise SparkPublishError(f"{schema}.{table} could not be published to Spark: {_why(exc)}") from exc
         if there != here:
             raise SparkPublishError(f"{schema}.{table}: Spark's copy has {there} rows after the publish, "
                                     f"the DuckDB file {here}")
@@ -141,41 +180,78 @@ class SparkServer:
         self.spark = spark
         self.scratch = Path(scratch_dir).resolve()
 
-    def serve(self, schema: str, table: str, *, day_column: str | None = None, day=None) -> SparkTable:
-        """Make the DuckDB file's ``schema.table`` equal Spark's (or, for a per-day history, its day)."""
-        frame = self.spark.table(f"{_tick(schema)}.{_tick(table)}")
-        exists = self.duck.execute(
-            "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, table]).fetchall()
-        by_day = bool(day_column and day is not None and exists and exists[0][0] == "BASE TABLE")
-        if by_day:
-            frame = frame.where(f"{_tick(day_column)} = date'{day}'")
-        folder = self.scratch / f"{schema}.{table}"
-        if folder.exists():
-            shutil.rmtree(folder)
-        frame.coalesce(1).write.parquet(str(folder))
+    def serve(self, schema: str, table: str, *, day_column: str | None = None, day=None,
+              types: dict[str, str] | None = None) -> SparkTable:
+        """Make the DuckDB file's ``schema.table`` equal Spark's (or, for a per-day history, its day).
+
+        Args:
+            schema: schema of the table on Spark, and of its copy in DuckDB.
+            table: table or view name.
+            day_column: the as-of day column of a per-day history; with ``day``, only that day's rows are
+                replaced (the other days are the DuckDB copy's own, from earlier nights). A copy whose
+                columns differ, or a view of that name, is replaced whole.
+            day: the as-of day.
+            types: DuckDB types of columns (the model's contract): each such column is cast to it;
+                the others keep the type Parquet gives (Spark's TIMESTAMP comes back as naive UTC).
+
+        Raises:
+            SparkPublishError: Spark has no such table, the copy failed, or the counts differ (the
+                DuckDB file is then left as it was).
+        """
         target = f"{_quote(schema)}.{_quote(table)}"
-        # Timestamps come back as TIMESTAMPTZ (Parquet's UTC instants); the marts' are naive UTC.
+        folder = self.scratch / f"{schema}.{table}"
+        try:
+            frame = self.spark.table(f"{_tick(schema)}.{_tick(table)}")
+            kind = self.duck.execute(
+                "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+                [schema, table]).fetchall()
+            held = [n for (n,) in self.duck.execute(
+                "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+                "order by ordinal_position", [schema, table]).fetchall()]
+            by_day = bool(day_column and day is not None and kind and kind[0][0] == "BASE TABLE"
+                          and held == list(frame.columns))
+            if by_day:
+                frame = frame.where(f"{_tick(day_column)} = date'{day}'")
+            if folder.exists():
+                shutil.rmtree(folder)
+            there = frame.count()
+            frame.coalesce(1).write.parquet(str(folder))
+        except Exception as exc:  # Py4J and Spark's errors have no common base
+            shutil.rmtree(folder, ignore_errors=True)
+            raise SparkPublishError(f"{schema}.{table} could not be copied back from Spark: {_why(exc)}") from exc
         source = f"read_parquet('{folder}/*.parquet')"
-        columns = self.duck.execute(f"describe select * from {source}").fetchall()
-        select = ", ".join(
-            f"timezone('UTC', {_quote(n)}) as {_quote(n)}" if t.upper() == "TIMESTAMP WITH TIME ZONE"
-            else _quote(n) for n, t, *_ in columns)
+        types = types or {}
+        select = []
+        for name, dtype, *_ in self.duck.execute(f"describe select * from {source}").fetchall():
+            expr = _quote(name)
+            if dtype.upper() == "TIMESTAMP WITH TIME ZONE":  # Parquet's UTC instant: naive UTC, as DuckDB builds
+                expr = f"timezone('UTC', {expr})"
+            if types.get(name):
+                expr = f"cast({expr} as {types[name]})"
+            select.append(f"{expr} as {_quote(name)}")
+        where, params = (f" where {_quote(day_column)} = ?", [day]) if by_day else ("", [])
         try:
             self.duck.execute("begin")
             self.duck.execute(f"create schema if not exists {_quote(schema)}")
             if by_day:
-                self.duck.execute(f"delete from {target} where {_quote(day_column)} = ?", [day])
-                self.duck.execute(f"insert into {target} by name select {select} from {source}")
+                self.duck.execute(f"delete from {target}{where}", params)
+                self.duck.execute(f"insert into {target} by name select {', '.join(select)} from {source}")
             else:
-                if exists:
-                    self.duck.execute(f"drop {'view' if exists[0][0] == 'VIEW' else 'table'} {target}")
-                self.duck.execute(f"create table {target} as select {select} from {source}")
+                if kind:
+                    self.duck.execute(f"drop {'view' if kind[0][0] == 'VIEW' else 'table'} {target}")
+                self.duck.execute(f"create table {target} as select {', '.join(select)} from {source}")
+            here = self.duck.execute(f"select count(*) from {target}{where}", params).fetchall()[0][0]
+            if here != there:
+                raise SparkPublishError(f"{schema}.{table}: the DuckDB file would hold {here} rows after the copy "
+                                        f"back, Spark's table {there}{' on ' + str(day) if by_day else ''}")
             self.duck.execute("commit")
-        except BaseException:
+        except BaseException as exc:
             self.duck.execute("rollback")
-            raise
+            if isinstance(exc, SparkPublishError | KeyboardInterrupt):
+                raise
+            raise SparkPublishError(f"{schema}.{table} could not be copied back from Spark: {_why(exc)}") from exc
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        rows = self.duck.execute(f"select count(*) from {target}").fetchall()[0][0]
-        return SparkTable(schema, table, "day" if by_day else "replace", rows)
+        mode = "day" if by_day else "replace"
+        log.info("copied back %s.%s from Spark: %s, %d rows", schema, table, mode, here)
+        return SparkTable(schema, table, mode, here)

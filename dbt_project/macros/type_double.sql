@@ -12,3 +12,12 @@
 {% macro duckdb__type_double() -%}double{%- endmacro %}
 
 {% macro spark__type_double() -%}double{%- endmacro %}
+
+{#
+  An expression as a double, for a ratio computed in floating point on every engine: write
+  `{{ to_double('a') }} / b`, not `1.0 * a / b`. DuckDB divides a decimal in double anyway (the same
+  result), but Spark divides decimals in decimal and keeps 6 places, and Postgres in numeric.
+#}
+{% macro to_double(expr) -%}
+    cast({{ expr }} as {{ type_double() }})
+{%- endmacro %}

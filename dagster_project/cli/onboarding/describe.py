@@ -59,10 +59,9 @@ def describe_config(config: ReconConfig) -> str:
     lines.append(f"  schedule: '{schedule.cron}' in {schedule.timezone}; first as-of day {config.project.start_date}")
     lines.append(f"  duckdb: {config.duckdb_path}")
     if config.warehouse.engine != "duckdb":
-        from dagster_project.warehouse import postgres_url, where_of
+        from dagster_project.warehouse import where_is
 
-        lines.append(f"  warehouse: {config.warehouse.engine} at {where_of(postgres_url(config))} "
-                     f"(${config.warehouse.url_env}); the dbt project runs there")
+        lines.append(f"  warehouse: {config.warehouse.engine} at {where_is(config)}; the dbt project runs there")
     return "\n".join(lines)
 
 
@@ -90,10 +89,10 @@ def check_buildable(config: ReconConfig) -> None:
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ConfigError(f"invalid config {config.source_file}: systems.{name}.streams.{stream}: "
                                   f"its contract cannot be built: {exc}") from None
-    if config.warehouse.engine != "duckdb":  # the engine is reachable, logged into and sorts text as DuckDB
-        from dagster_project.warehouse import WarehouseError, connect_postgres
+    if config.warehouse.engine != "duckdb":  # Postgres reachable, logged into, sorting as DuckDB; Spark installed
+        from dagster_project.warehouse import WarehouseError, check_engine
 
         try:
-            connect_postgres(config).close()
+            check_engine(config)
         except WarehouseError as exc:
             raise ConfigError(f"invalid config {config.source_file}: warehouse: {exc}") from None

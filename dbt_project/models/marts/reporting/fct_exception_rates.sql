@@ -51,9 +51,9 @@ select
     cast(by_type.orders_affected as bigint) as orders_affected,
     cast(book.orders_in_scope as bigint) as orders_in_scope,
     cast(coalesce(book.orders_placed, 0) as bigint) as orders_placed,
-    cast(case when book.orders_placed > 0 then 1.0 * by_type.opened / book.orders_placed end as {{ type_double() }})
+    cast(case when book.orders_placed > 0 then {{ to_double('by_type.opened') }} / book.orders_placed end as {{ type_double() }})
         as exception_rate,
-    cast(case when book.orders_in_scope > 0 then 1.0 * by_type.orders_affected / book.orders_in_scope end as {{ type_double() }})
+    cast(case when book.orders_in_scope > 0 then {{ to_double('by_type.orders_affected') }} / book.orders_in_scope end as {{ type_double() }})
         as open_rate
 from by_type
 cross join book

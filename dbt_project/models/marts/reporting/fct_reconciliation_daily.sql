@@ -44,8 +44,8 @@ latencies as (
     select
         order_id,
         first_reconciled_date,
-        {{ dbt.datediff('ordered_at', dbt.dateadd('day', 1, 'cast(first_reconciled_date as timestamp)'), 'second') }}
-            / 3600.0 as latency_hours
+        {{ to_double(dbt.datediff('ordered_at', dbt.dateadd('day', 1, 'cast(first_reconciled_date as timestamp)'), 'second')) }}
+            / 3600 as latency_hours
     from first_reconciled
     where ordered_at is not null
 
@@ -102,7 +102,7 @@ select
     cast(coalesce(book.orders_with_diffs, 0) as bigint) as orders_with_diffs,
     cast(coalesce(book.orders_on_hold, 0) as bigint) as orders_on_hold,
     cast(
-        case when book.orders_in_scope > 0 then 1.0 * book.orders_reconciled / book.orders_in_scope end
+        case when book.orders_in_scope > 0 then {{ to_double('book.orders_reconciled') }} / book.orders_in_scope end
         as {{ type_double() }}) as reconciled_rate,
     cast(coalesce(diff_day.diffs, 0) as bigint) as diffs,
     cast(coalesce(diff_day.diffs_opened, 0) as bigint) as diffs_opened,
