@@ -26,6 +26,8 @@ from pathlib import Path
 import duckdb
 import psycopg
 
+from ingestion.protocol import quote_ident as _quote
+
 log = logging.getLogger(__name__)
 
 EXTRACTED_AT = "_airbyte_extracted_at"
@@ -92,9 +94,6 @@ def postgres_type(duckdb_type: str) -> str:
         return "jsonb"
     raise PublishError(f"column type {duckdb_type} has no Postgres counterpart here")
 
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _duckdb_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:

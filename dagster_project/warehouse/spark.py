@@ -29,6 +29,8 @@ from pathlib import Path
 
 import duckdb
 
+from ingestion.protocol import quote_ident as _quote
+
 log = logging.getLogger(__name__)
 
 
@@ -93,9 +95,6 @@ def spark_session(warehouse: Path, cores: int = 2, driver_memory: str = "2g"):
             "one process serves one Spark warehouse (its catalogue opens once per JVM)")
     return session
 
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _tick(name: str) -> str:
