@@ -111,6 +111,16 @@ def test_bad_rules_and_owners_are_named(tmp_path):
     assert "schedule (line 26): unknown key" in message
 
 
+def test_report_workbook_rows_is_bounded_by_what_excel_shows(tmp_path):
+    base = MINIMAL.format(db=tmp_path / "x.duckdb")
+    assert load_config(write(tmp_path, base), env={}).report.workbook_rows == 10_000
+    assert load_config(write(tmp_path, base + "report: {workbook_rows: 250}\n"), env={}).report.workbook_rows == 250
+    for bad, said in (("0", "greater than or equal to 1"), ("1048575", "less than or equal to 1048574")):
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, base + f"report: {{workbook_rows: {bad}}}\n"), env={})
+        assert "report.workbook_rows" in str(info.value) and said in str(info.value), str(info.value)
+
+
 def test_not_yaml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "absent.yaml")

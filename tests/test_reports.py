@@ -270,6 +270,43 @@ def test_workbook_has_a_sheet_per_section_with_number_formats(small_db: Path, de
     assert [r["diff_type"] for r in rows("no_currency_exceptions")] == ["contract_violation"]
 
 
+def test_workbook_sheets_stop_at_workbook_rows_and_name_the_csv_with_every_row(
+        small_db: Path, demo_config: ReconConfig, tmp_path: Path) -> None:
+    # At 1M orders the two lists are ~160k rows (~30 s of xlsxwriter); past 1,048,576 rows Excel cannot
+    # show them at all. The workbook holds the first N of each section, says how many more, and where.
+    openpyxl = pytest.importorskip("openpyxl", reason="openpyxl is a dev dependency (pip install -e '.[dev]')")
+    from dagster_project.config.model import ReportConfig
+
+    config = demo_config.model_copy(update={"report": ReportConfig(workbook_rows=1)})
+    con = duckdb.connect(str(small_db), read_only=True)
+    result = build_report(con, config, D, out=tmp_path / "reports")
+    whole = build_report(con, demo_config, D, out=tmp_path / "whole")
+    con.close()
+    book = openpyxl.load_workbook(result.xlsx)
+    for stem in ("open_exceptions", "orders_not_reconciled"):
+        every = list(csv.DictReader((result.folder / f"{stem}.csv").open()))
+        assert len(every) > 1, stem  # the CSV keeps them all
+        sheet = book[stem]
+        values = list(sheet.iter_rows(values_only=True))
+        header, first, note = values[0], values[1], values[2]
+        assert len(values) == 3, stem
+        shown = dict(zip(header, first, strict=True))
+        key = "exception_id" if stem == "open_exceptions" else "order_id"
+        assert shown[key] == every[0][key], stem  # the first rows in the report's order
+        assert note[0] == f"… and {len(every) - 1:,} more rows (the first 1 of {len(every):,} are above): " \
+                          f"every row is in {stem}.csv", stem
+        assert all(v is None for v in note[1:])
+        assert sheet.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}2", stem
+    page = result.html.read_text()
+    assert "all of them in <code>open_exceptions.csv</code>, the first 1 in the workbook)" in page
+    assert "all of them in <code>open_exceptions.csv</code> and the workbook)" in whole.html.read_text()
+    metrics = list(book["metrics"].iter_rows(values_only=True))
+    assert len(metrics) > 3  # the metrics sheet is never cut: it is the figures themselves
+    # the default bound holds every row of a small day
+    every = list(csv.DictReader((whole.folder / "open_exceptions.csv").open()))
+    assert openpyxl.load_workbook(whole.xlsx)["open_exceptions"].max_row == len(every) + 1
+
+
 def test_report_of_a_day_that_was_not_reconciled_fails_clearly(small_db: Path, demo_config: ReconConfig) -> None:
     from dagster_project.reports import ReportDataError
 

@@ -395,6 +395,22 @@ class WarehouseConfig(_Strict):
     _variable_name = field_validator("url_env")(_env_name)
 
 
+# Excel's last row (1,048,576) less the header row and the line that says how many rows did not fit.
+EXCEL_MAX_LIST_ROWS = 1_048_574
+
+
+class ReportConfig(_Strict):
+    """The daily report's files (``report:``).
+
+    ``workbook_rows``: how many rows of each section (the long ones: open exceptions, orders not reconciled) (open exceptions, orders not reconciled) the XLSX
+    workbook holds, in the report's order; a list with more ends in a line saying how many more there are
+    and which CSV holds them all (the CSVs always hold every row). Excel shows at most 1,048,576 rows a
+    sheet, and a workbook takes ~15 µs a cell to write: 10,000 rows keep it quick to write and to open.
+    """
+
+    workbook_rows: int = Field(default=10_000, ge=1, le=EXCEL_MAX_LIST_ROWS)
+
+
 class ReconConfig(_Strict):
     """The whole validated configuration. Load it with :func:`load_config`."""
 
@@ -408,6 +424,7 @@ class ReconConfig(_Strict):
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     dagster: DagsterConfig = Field(default_factory=DagsterConfig)
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     source_file: Path | None = Field(default=None, exclude=True)
 
     @field_validator("systems")

@@ -83,16 +83,23 @@ def _groups(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], tuple]) 
     return list(out.items())
 
 
-def render_html(data: ReportData, generated_at: str | None = None) -> str:
+def render_html(data: ReportData, generated_at: str | None = None, workbook_rows: int | None = None) -> str:
     """The report as a self-contained HTML page.
 
     Args:
         data: the collected sections.
         generated_at: a timestamp for the footer (None leaves it out).
+        workbook_rows: the rows a workbook sheet holds (``report.workbook_rows``; None: all), so that the
+            page says truly where a list's rows are.
 
     Returns:
         The HTML text.
     """
+    def in_workbook(rows: list[Any]) -> str:
+        if workbook_rows is None or len(rows) <= workbook_rows:
+            return " and the workbook"
+        return f", the first {n(workbook_rows)} in the workbook"
+
     risk_currencies = sorted(data.at_risk)
     bucket_colour = dict(charts.BUCKET_COLOURS)
     change_of = {(r["currency"], r["figure"]): r for r in data.changes}
@@ -204,7 +211,7 @@ def render_html(data: ReportData, generated_at: str | None = None) -> str:
         today=today,
         tie_chart=tie_chart, risk_types=risk_types, risk_bucket_total=risk_bucket_total, risk_chart=risk_chart,
         open_groups=open_groups, order_groups=order_groups, no_currency_orders=no_currency_orders,
-        group_limit=GROUP_LIMIT,
+        group_limit=GROUP_LIMIT, in_workbook=in_workbook,
         bucket_legend=charts.legend([(label, bucket_colour[key]) for key, label in BUCKETS]),
         age_legend=charts.legend([(b, AGE_COLOURS[b]) for b in AGE_BUCKETS]),
         trend_rate_chart=trend_rate_chart,

@@ -99,11 +99,13 @@ def write_csvs(data: ReportData, out: Path) -> list[Path]:
     return paths
 
 
-def write_xlsx(data: ReportData, path: Path) -> Path:
+def write_xlsx(data: ReportData, path: Path, max_rows: int | None = None) -> Path:
     """One workbook, a sheet per section (the report's order), header row frozen and filtered.
 
     Money is a number in its currency's decimals (``#,##0.00``; ``#,##0`` for JPY), rates a percentage,
-    counts whole numbers, days real dates; the ``metrics`` sheet lists every metric.
+    counts whole numbers, days real dates; the ``metrics`` sheet lists every metric. A sheet holds at most
+    ``max_rows`` rows (``report.workbook_rows``; None: all), the first in the report's order; one with more
+    ends in a line naming how many more there are and the CSV that holds every row.
     """
     import xlsxwriter
 
@@ -111,10 +113,10 @@ def write_xlsx(data: ReportData, path: Path) -> Path:
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_numbers": False})
     formats = _Formats(book)
     for stem, attr, columns in SECTIONS:
-        _sheet(book, formats, stem, columns, section_rows(data, attr))
+        _sheet(book, formats, stem, columns, section_rows(data, attr), max_rows)
     metrics = [{"metric": "as_of_date", "value": data.as_of_date}, {"metric": "tie_out_ok", "value": data.tie_out_ok},
                *({"metric": k, "value": v} for k, v in sorted(data.metrics.items()))]
-    _sheet(book, formats, "metrics", ("metric", "value"), metrics)
+    _sheet(book, formats, "metrics", ("metric", "value"), metrics, None)
     book.close()
     _atomic_write(path, buffer.getvalue())
     return path
@@ -131,6 +133,7 @@ class _Formats:
         self.decimal = book.add_format({"num_format": "#,##0.0"})
         self.date = book.add_format({"num_format": "yyyy-mm-dd"})
         self.datetime = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+        self.note = book.add_format({"italic": True, "font_color": "#555555"})
         self._money: dict[int, Any] = {}
 
     def money(self, currency: str | None) -> Any:
@@ -140,16 +143,21 @@ class _Formats:
         return self._money[digits]
 
 
-def _sheet(book: Any, formats: _Formats, name: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+def _sheet(book: Any, formats: _Formats, name: str, columns: tuple[str, ...], rows: list[dict[str, Any]],
+           max_rows: int | None) -> None:
     ws = book.add_worksheet(name[:31])
     ws.write_row(0, 0, list(columns), formats.header)
-    for r, row in enumerate(rows, start=1):
+    shown = rows if max_rows is None else rows[:max_rows]
+    for r, row in enumerate(shown, start=1):
         for c, column in enumerate(columns):
             _cell(ws, r, c, row.get(column), column, row, formats)
+    if len(shown) < len(rows):
+        ws.write_string(len(shown) + 1, 0, f"… and {len(rows) - len(shown):,} more rows (the first {len(shown):,} "
+                        f"of {len(rows):,} are above): every row is in {name}.csv", formats.note)
     ws.set_column(0, len(columns) - 1, 15)
     ws.freeze_panes(1, 0)
-    if rows:
-        ws.autofilter(0, 0, len(rows), len(columns) - 1)
+    if shown:
+        ws.autofilter(0, 0, len(shown), len(columns) - 1)
 
 
 def _cell(ws: Any, r: int, c: int, value: Any, column: str, row: dict[str, Any], formats: _Formats) -> None:
