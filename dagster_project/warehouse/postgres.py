@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 import psycopg
 
+from dagster_project.warehouse.copy_back import plan_copy_back, replace_in_duckdb
 from ingestion.protocol import quote_ident as _quote
 
 log = logging.getLogger(__name__)
@@ -320,40 +321,21 @@ class PostgresServer:
         if not columns:
             raise PublishError(f"{schema}.{table} does not exist on the engine, so it cannot be copied back")
         wanted = [(name, duckdb_type(t)) for name, t in columns]
-        existing = _duckdb_columns(self.duck, schema, table)
-        kind = self.duck.execute(
-            "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, table]).fetchall()
-        whole = not (day_column and day is not None) or [(n, t.upper()) for n, t in existing] != \
-            [(n, t.upper()) for n, t in wanted] or (kind and kind[0][0] != "BASE TABLE")
-        where, params = ("", []) if whole else (f"where {_quote(day_column)} = %s", [day])
-        path = self._fetch(schema, table, columns, where, params)
-        target = f"{_quote(schema)}.{_quote(table)}"
+        plan = plan_copy_back(self.duck, schema, table, wanted, day_column, day)
+        path, exported = self._fetch(schema, table, columns, plan.where("%s"), [plan.day] if plan.by_day else [])
         spec = "{" + ", ".join(f"'{n.replace(chr(39), chr(39) * 2)}': '{t}'" for n, t in wanted) + "}"
         try:
-            self.duck.execute("begin")
-            if whole:
-                self.duck.execute(f"create schema if not exists {_quote(schema)}")
-                if kind:
-                    self.duck.execute(f"drop {'view' if kind[0][0] == 'VIEW' else 'table'} if exists {target}")
-                self.duck.execute(f"create table {target} ({', '.join(f'{_quote(n)} {t}' for n, t in wanted)})")
-            else:
-                self.duck.execute(f"delete from {target} where {_quote(day_column)} = ?", [day])
-            self.duck.execute(
-                f"insert into {target} select * from read_csv(?, columns = {spec}, header = false, "
-                "auto_detect = false, allow_quoted_nulls = false, quote = '\"', escape = '\"')", [str(path)])
-            self.duck.execute("commit")
-        except BaseException:
-            self.duck.execute("rollback")
-            raise
+            rows = replace_in_duckdb(
+                self.duck, plan, f"select * from read_csv(?, columns = {spec}, header = false, auto_detect = false, "
+                "allow_quoted_nulls = false, quote = '\"', escape = '\"')", [str(path)],
+                expected=exported, error=PublishError, engine="the engine")
         finally:
             path.unlink(missing_ok=True)
-        rows = self.duck.execute(f"select count(*) from {target}" + (
-            "" if whole else f" where {_quote(day_column)} = ?"), [] if whole else [day]).fetchall()[0][0]
-        log.info("copied back %s.%s: %s, %d rows", schema, table, "replace" if whole else "day", rows)
-        return ServedTable(schema, table, "replace" if whole else "day", rows)
+        log.info("copied back %s.%s: %s, %d rows", schema, table, plan.mode, rows)
+        return ServedTable(schema, table, plan.mode, rows)
 
-    def _fetch(self, schema: str, table: str, columns, where: str, params: list) -> Path:
+    def _fetch(self, schema: str, table: str, columns, where: str, params: list) -> tuple[Path, int]:
+        """Export the table's rows (``where``: a filter with %s placeholders) to a scratch CSV; its path and rows."""
         names = ", ".join(_quote(n) for n, _ in columns)
         Path(self.scratch_dir).mkdir(parents=True, exist_ok=True)
         path = Path(self.scratch_dir) / f"{schema}.{table}.csv"
@@ -362,4 +344,4 @@ class PostgresServer:
             with cur.copy(f"copy ({query}) to stdout (format csv)", params or None) as copy:
                 for data in copy:
                     out.write(data)
-        return path
+            return path, cur.rowcount

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import duckdb
 
+from dagster_project.warehouse.copy_back import plan_copy_back, replace_in_duckdb
 from ingestion.protocol import quote_ident as _quote
 
 log = logging.getLogger(__name__)
@@ -197,19 +198,11 @@ class SparkServer:
             SparkPublishError: Spark has no such table, the copy failed, or the counts differ (the
                 DuckDB file is then left as it was).
         """
-        target = f"{_quote(schema)}.{_quote(table)}"
         folder = self.scratch / f"{schema}.{table}"
         try:
             frame = self.spark.table(f"{_tick(schema)}.{_tick(table)}")
-            kind = self.duck.execute(
-                "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
-                [schema, table]).fetchall()
-            held = [n for (n,) in self.duck.execute(
-                "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-                "order by ordinal_position", [schema, table]).fetchall()]
-            by_day = bool(day_column and day is not None and kind and kind[0][0] == "BASE TABLE"
-                          and held == list(frame.columns))
-            if by_day:
+            plan = plan_copy_back(self.duck, schema, table, [(n, None) for n in frame.columns], day_column, day)
+            if plan.by_day:
                 frame = frame.where(f"{_tick(day_column)} = date'{day}'")
             if folder.exists():
                 shutil.rmtree(folder)
@@ -228,29 +221,14 @@ class SparkServer:
             if types.get(name):
                 expr = f"cast({expr} as {types[name]})"
             select.append(f"{expr} as {_quote(name)}")
-        where, params = (f" where {_quote(day_column)} = ?", [day]) if by_day else ("", [])
         try:
-            self.duck.execute("begin")
-            self.duck.execute(f"create schema if not exists {_quote(schema)}")
-            if by_day:
-                self.duck.execute(f"delete from {target}{where}", params)
-                self.duck.execute(f"insert into {target} by name select {', '.join(select)} from {source}")
-            else:
-                if kind:
-                    self.duck.execute(f"drop {'view' if kind[0][0] == 'VIEW' else 'table'} {target}")
-                self.duck.execute(f"create table {target} as select {', '.join(select)} from {source}")
-            here = self.duck.execute(f"select count(*) from {target}{where}", params).fetchall()[0][0]
-            if here != there:
-                raise SparkPublishError(f"{schema}.{table}: the DuckDB file would hold {here} rows after the copy "
-                                        f"back, Spark's table {there}{' on ' + str(day) if by_day else ''}")
-            self.duck.execute("commit")
-        except BaseException as exc:
-            self.duck.execute("rollback")
-            if isinstance(exc, SparkPublishError | KeyboardInterrupt):
-                raise
+            here = replace_in_duckdb(self.duck, plan, f"select {', '.join(select)} from {source}",
+                                     expected=there, error=SparkPublishError, engine="Spark")
+        except (SparkPublishError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
             raise SparkPublishError(f"{schema}.{table} could not be copied back from Spark: {_why(exc)}") from exc
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        mode = "day" if by_day else "replace"
-        log.info("copied back %s.%s from Spark: %s, %d rows", schema, table, mode, here)
-        return SparkTable(schema, table, mode, here)
+        log.info("copied back %s.%s from Spark: %s, %d rows", schema, table, plan.mode, here)
+        return SparkTable(schema, table, plan.mode, here)
