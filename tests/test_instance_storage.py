@@ -58,6 +58,50 @@ def test_recons_sqlite_storage_and_dagsters_read_each_others_runs(demo_config) -
         assert len(ours.get_runs()) == 3
 
 
+def test_a_deleted_instance_folder_is_opened_anew_in_the_same_process(demo_config) -> None:
+    # `recon demo --fresh` removes the state folder and runs again in the same process: a connection kept
+    # open on a deleted file would write the new runs' events into it, and nothing would read them.
+    import shutil
+
+    home = dagster_home(demo_config)
+    with dg.DagsterInstance.get() as ours:
+        gone = _run(ours)
+        shard = instance_storage._ENGINES[ours.event_log_storage.conn_string_for_shard(gone)]
+        assert shard.pool.checkedin() == 1  # kept open between uses: no checkpoint and re-open per event
+    shutil.rmtree(home)
+    home = dagster_home(demo_config)
+    with dg.DagsterInstance.get() as ours:
+        fresh = _run(ours)
+        assert {r.run_id for r in ours.get_runs()} == {fresh}
+        events = len(ours.all_logs(fresh))
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    with dg.DagsterInstance.get() as plain:  # what is on disk, read by Dagster's own classes
+        assert {r.run_id for r in plain.get_runs()} == {fresh}
+        assert len(plain.all_logs(fresh)) == events > 0
+        assert plain.get_latest_materialization_event(dg.AssetKey("counted")).run_id == fresh
+
+
+def test_a_forked_child_opens_its_own_connections(demo_config) -> None:
+    import os
+
+    dagster_home(demo_config)
+    with dg.DagsterInstance.get() as ours:
+        first = _run(ours)
+        assert instance_storage._ENGINES
+        pid = os.fork()
+        if pid == 0:  # the child: none of the parent's engines, and a run of its own works
+            code = 1
+            try:
+                if not instance_storage._ENGINES:
+                    with dg.DagsterInstance.get() as child:
+                        code = 0 if dg.materialize([counted], instance=child).success else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert len(ours.get_runs()) == 2 and ours.get_runs()[-1].run_id == first  # the parent's still serve it
+
+
 def test_the_kept_engines_are_bounded() -> None:
     before = dict(instance_storage._ENGINES)
     try:
