@@ -445,6 +445,32 @@ def main() -> None:
         click.echo(f"Error: {exc.strerror or exc}{where}. Fix it and run the same command again (a rerun "
                    "is idempotent); RECON_DEBUG=1 shows the stack trace.", err=True)
         sys.exit(1)
+    except Exception as exc:
+        said = _sqlite_refusal(exc)
+        if said is None or os.environ.get("RECON_DEBUG"):
+            raise
+        # Dagster's run history is SQLite files under DAGSTER_HOME; SQLAlchemy wraps what SQLite said.
+        click.echo(f"Error: Dagster's run history ({os.environ.get('DAGSTER_HOME', 'DAGSTER_HOME')}) could not be "
+                   f"written: {said}. Fix it and run the same command again (a rerun is idempotent); "
+                   "RECON_DEBUG=1 shows the stack trace.", err=True)
+        sys.exit(1)
+
+
+# What SQLite says when the machine refuses a write (the same causes as an OSError: disk, permissions).
+_SQLITE_REFUSALS = ("database or disk is full", "attempt to write a readonly database", "disk I/O error",
+                    "unable to open database file")
+
+
+def _sqlite_refusal(exc: BaseException) -> str | None:
+    """SQLite's own words if ``exc`` (or what caused it) is the machine refusing a write, else None."""
+    import sqlite3
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sqlite3.OperationalError) and any(r in str(seen) for r in _SQLITE_REFUSALS):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 if __name__ == "__main__":
