@@ -449,9 +449,11 @@ def main() -> None:
         said = _sqlite_refusal(exc)
         if said is None or os.environ.get("RECON_DEBUG"):
             raise
-        # Dagster's run history is SQLite files under DAGSTER_HOME; SQLAlchemy wraps what SQLite said.
-        click.echo(f"Error: Dagster's run history ({os.environ.get('DAGSTER_HOME', 'DAGSTER_HOME')}) could not be "
-                   f"written: {said}. Fix it and run the same command again (a rerun is idempotent); "
+        # Dagster's run history is SQLite files under DAGSTER_HOME (SQLAlchemy wraps what SQLite said); a
+        # SQLite file a `sql` connector reads is someone else's, and is not named as the history.
+        what = (f"Dagster's run history ({os.environ.get('DAGSTER_HOME', 'DAGSTER_HOME')}) could not be written"
+                if _raised_in_dagster_storage(exc) else "a SQLite database refused")
+        click.echo(f"Error: {what}: {said}. Fix it and run the same command again (a rerun is idempotent); "
                    "RECON_DEBUG=1 shows the stack trace.", err=True)
         sys.exit(1)
 
@@ -471,6 +473,14 @@ def _sqlite_refusal(exc: BaseException) -> str | None:
             return str(seen)
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _raised_in_dagster_storage(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of Dagster's run or event-log storage (Dagster's classes or recon's own)."""
+    import traceback
+
+    return any("/dagster/_core/storage/" in frame.filename or frame.filename.endswith("runs/instance_storage.py")
+               for frame in traceback.extract_tb(exc.__traceback__))
 
 
 if __name__ == "__main__":

@@ -402,9 +402,9 @@ EXCEL_MAX_LIST_ROWS = 1_048_574
 class ReportConfig(_Strict):
     """The daily report's files (``report:``).
 
-    ``workbook_rows``: how many rows of each section (the long ones: open exceptions, orders not reconciled) (open exceptions, orders not reconciled) the XLSX
-    workbook holds, in the report's order; a list with more ends in a line saying how many more there are
-    and which CSV holds them all (the CSVs always hold every row). Excel shows at most 1,048,576 rows a
+    ``workbook_rows``: how many rows of each section the XLSX workbook holds, in the report's order (only
+    the long lists reach it: open exceptions, orders not reconciled); a longer one ends in a line saying
+    how many more there are and which CSV holds them all (the CSVs always hold every row). Excel shows at most 1,048,576 rows a
     sheet, and a workbook takes ~15 µs a cell to write: 10,000 rows keep it quick to write and to open.
     """
 

@@ -63,9 +63,10 @@ def build_report(con: Any, config: ReconConfig, as_of: dt.date, out: Path | None
     folder = report_dir(config, as_of, out)
     folder.mkdir(parents=True, exist_ok=True)
     stamp = (generated_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)).strftime("%Y-%m-%d %H:%M:%S")
-    html_path = write_text(folder / "report.html", render_html(data, generated_at=stamp, workbook_rows=config.report.workbook_rows))
+    rows = config.report.workbook_rows
+    html_path = write_text(folder / "report.html", render_html(data, generated_at=stamp, workbook_rows=rows))
     csvs = write_csvs(data, folder)
-    xlsx = write_xlsx(data, folder / "report.xlsx", config.report.workbook_rows)
+    xlsx = write_xlsx(data, folder / "report.xlsx", rows)
     files = {"html": "report.html", "xlsx": "report.xlsx", "csv": sorted(p.name for p in csvs)}
     json_path = write_json(data, folder / "summary.json", {"generated_at": stamp, "files": files})
     return ReportResult(as_of, folder, html_path, json_path, xlsx, csvs, data, summary(data))
