@@ -35,7 +35,8 @@ def build_definitions_for(config: ReconConfig) -> dg.Definitions:
         reconciliation_schedules.build_defs(config),
         dg.Definitions(
             resources={
-                "duckdb": DuckDBResource(database=str(config.duckdb_path), state_dir=str(config.state_dir)),
+                "duckdb": DuckDBResource(database=str(config.duckdb_path), state_dir=str(config.state_dir),
+                                         memory_limit=config.project.duckdb_memory_limit),
                 "dbt": get_dbt_resource(config),
             },
             # One DuckDB file has one writer: run each step in the run's own process, in order.

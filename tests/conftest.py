@@ -8,6 +8,18 @@ import pytest
 
 from dagster_project.config.model import DEMO_CONFIG_PATH, ReconConfig, load_config
 
+# Variables recon itself sets in its process for what it starts later: the demo's partition end (the CLI,
+# when it loads the demo config, so a UI it starts inherits it) and DuckDB's memory limit (set_dbt_env, for
+# dbt's profile). A command run in a test's process (CliRunner, run_days) would leak them into the next
+# test on the same worker: a later test's demo config then ends its partitions with another test's data.
+_SET_BY_RECON = ("RECON_END_DATE", "RECON_DUCKDB_MEMORY_LIMIT")
+
+
+@pytest.fixture(autouse=True)
+def _no_variables_left_by_earlier_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _SET_BY_RECON:
+        monkeypatch.delenv(name, raising=False)
+
 
 @pytest.fixture
 def recon_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

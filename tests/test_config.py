@@ -121,6 +121,29 @@ def test_report_workbook_rows_is_bounded_by_what_excel_shows(tmp_path):
         assert "report.workbook_rows" in str(info.value) and said in str(info.value), str(info.value)
 
 
+def test_duckdb_memory_limit_is_a_size_or_a_share_of_the_ram(tmp_path):
+    base = MINIMAL.format(db=tmp_path / "x.duckdb")
+    assert load_config(write(tmp_path, base), env={}).project.duckdb_memory_limit == "80%"  # DuckDB's default
+    for good in ("6GiB", "512MB", "1.5 GB", "50%"):
+        text = base.replace("  duckdb_path:", f"  duckdb_memory_limit: '{good}'\n  duckdb_path:")
+        assert load_config(write(tmp_path, text), env={}).project.duckdb_memory_limit == good
+    for bad in ("lots", "6", "0%", "150%", "6 parsecs"):
+        text = base.replace("  duckdb_path:", f"  duckdb_memory_limit: '{bad}'\n  duckdb_path:")
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, text), env={})
+        assert "project.duckdb_memory_limit" in str(info.value) and f"got '{bad}'" in str(info.value), str(info.value)
+
+
+def test_a_connection_takes_the_memory_limit(tmp_path):
+    from dagster_project.lib.database import connect
+
+    con = connect(tmp_path / "x.duckdb", memory_limit="1GiB")
+    try:
+        assert con.execute("select current_setting('memory_limit')").fetchall() == [("1.0 GiB",)]
+    finally:
+        con.close()
+
+
 def test_not_yaml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "absent.yaml")

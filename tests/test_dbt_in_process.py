@@ -92,9 +92,12 @@ def test_a_build_in_process_materializes_every_model_reports_every_test_and_free
     assert checks == {("orders", "unique_orders_id"): True, ("orders", "not_null_orders_id"): True,
                       ("big_orders", "accepted_values_big_orders_order_no__A_2"): True}
 
-    # dbt's artifacts and its log are in the invocation's own folder, as with a dbt subprocess
+    # dbt's artifacts and its log are in the invocation's own folder, as with a dbt subprocess; the log
+    # at info (each node's start and result), not dbt's default debug (every statement it runs)
     runs = [p for p in (project_dir / "target").iterdir() if p.is_dir() and (p / "run_results.json").exists()]
-    assert len(runs) == 1 and (runs[0] / "dbt.log").read_text().count("big_orders") > 0
+    assert len(runs) == 1
+    log = (runs[0] / "dbt.log").read_text()
+    assert "big_orders" in log and "[info ]" in log and "[debug]" not in log
 
     # dbt-duckdb released the file: the same process opens it read-only, as the report and the CLI do
     con = connect(tmp_path / "tiny.duckdb", read_only=True)
@@ -102,6 +105,15 @@ def test_a_build_in_process_materializes_every_model_reports_every_test_and_free
         assert con.execute("select order_no from main.big_orders").fetchall() == [("A-2",)]
     finally:
         con.close()
+
+
+def test_dbts_own_log_level_variable_brings_the_debug_log_back(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
+    project_dir = _project(tmp_path)
+    vars_json = json.dumps({"threshold": 15, "broken_value": "7"})
+    assert _materialize(_assets(project_dir, vars_json), project_dir).success
+    logs = [p / "dbt.log" for p in (project_dir / "target").iterdir() if (p / "run_results.json").exists()]
+    assert len(logs) == 1 and "[debug]" in logs[0].read_text() and "create  table" in logs[0].read_text()
 
 
 def test_a_failing_model_fails_the_step_with_dbts_reason_and_the_rest_still_runs(tmp_path: Path) -> None:

@@ -319,10 +319,10 @@ class DbtEnv:
         lay_out_project(self.project, DBT_PROJECT, recon_vars())
 
     def dbt(self, *args: str, as_of: str | None = None, check: bool = True,
-            recon: dict[str, Any] | None = None) -> DbtOutcome:
+            recon: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> DbtOutcome:
         """One dbt command, run in this process as the platform runs it: the day in RECON_AS_OF_DATE (so the
         vars, and dbt's partial parse, stay the same from day to day), the database in RECON_DUCKDB_PATH."""
-        env = {"RECON_DUCKDB_PATH": str(self.db), AS_OF_DATE_ENV: as_of or ""}  # "": no day, as if unset
+        env = {"RECON_DUCKDB_PATH": str(self.db), AS_OF_DATE_ENV: as_of or "", **(env or {})}  # "": no day
         vars_ = recon_vars()
         if recon is not None:
             vars_["recon"] = recon
@@ -505,6 +505,17 @@ def test_missing_as_of_date_fails_clearly(tmp_path: Path) -> None:
     proc = env.dbt("run", "--select", "int_system_freshness", check=False)
     assert proc.returncode != 0
     assert "as_of_date" in proc.stdout
+
+
+def test_the_duckdb_target_takes_the_configs_memory_limit(tmp_path: Path) -> None:
+    # recon sets RECON_DUCKDB_MEMORY_LIMIT from project.duckdb_memory_limit (set_dbt_env); profiles.yml
+    # hands it to DuckDB, whose default it is otherwise.
+    env = DbtEnv(tmp_path)
+    create_raw_tables(env.db)
+    show = ["show", "--inline", "select current_setting('memory_limit') as memory_limit"]
+    assert "1.0 GiB" in env.dbt(*show, env={"RECON_DUCKDB_MEMORY_LIMIT": "1GiB"}).stdout
+    default = duckdb.connect().execute("select current_setting('memory_limit')").fetchall()[0][0]
+    assert default != "1.0 GiB" and default in env.dbt(*show, env={"RECON_DUCKDB_MEMORY_LIMIT": "80%"}).stdout
 
 
 @pytest.mark.slow

@@ -303,3 +303,26 @@ def test_sql_prints_aligned_columns_without_pandas(mixed):
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == ["order_id  amount_at_risk  note", "SO-1            100.0000",
                                           "SO-2           2500.0000"]
+
+
+def test_the_read_path_benchmark_times_every_command_on_a_home(mixed, tmp_path):
+    # bench/bench_read_paths.py on this store (with the two marts it samples orders from): every command
+    # it times runs as a `recon` process and succeeds; no time is asserted (docs/performance.md holds them).
+    cfg = load_config(mixed)
+    con = connect(cfg.duckdb_path)
+    con.execute("create schema marts")
+    con.execute("create table marts.fct_orders as select *, date '2026-10-03' as as_of_date, 'revenue-ops' as "
+                "state_owner from (select order_id, 'PAID' as state from recon.exceptions "
+                "union all select 'SO-' || i as order_id, 'RECONCILED' as state from range(100, 140) t(i))")
+    con.execute("create table marts.fct_order_diffs as select last_seen_date as as_of_date, order_id, diff_type, "
+                "system, severity, expected_value, actual_value, amount_at_risk, currency, diff_type as rule "
+                "from recon.exceptions")
+    con.close()
+    bench = Path(__file__).resolve().parents[1] / "bench" / "bench_read_paths.py"
+    done = subprocess.run([sys.executable, str(bench), "--home", str(cfg.duckdb_path.parent), "--config", str(mixed),
+                           "--repeat", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["size"]["orders"] == 40 + result["size"]["exceptions"]
+    assert set(result["results"]) == {"recon order ID", "recon exceptions list", "recon exceptions list --type --overdue",
+                                      "recon exceptions show ID", "recon sql (one order)", "recon sql (count by state)"}

@@ -256,9 +256,16 @@ class ScheduleConfig(_Strict):
         return value
 
 
+_MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*(%|B|[KMGT]i?B)$", re.IGNORECASE)
+
+
 class ProjectConfig(_Strict):
     name: str = "recon"
     duckdb_path: str = ".recon/warehouse.duckdb"
+    # How much memory DuckDB may take for the file's work in a run (landing, contracts, dbt, exceptions,
+    # report): DuckDB's own setting, a size ("6GiB", "512MB") or a share of the machine's RAM ("80%",
+    # DuckDB's default). Past it DuckDB spills to disk (beside the file) instead of growing.
+    duckdb_memory_limit: str = "80%"
     state_dir: str = ".recon"
     start_date: dt.date
     # The last as-of day (last Dagster partition); none: up to yesterday, as a nightly needs. A demo or
@@ -273,6 +280,14 @@ class ProjectConfig(_Strict):
     @classmethod
     def _empty_end_date(cls, value: Any) -> Any:
         return None if value == "" else value  # `${RECON_END_DATE:-}` unset
+
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        value = value.strip()
+        if not _MEMORY_SIZE.match(value) or (value.endswith("%") and not 0 < float(value[:-1]) <= 100):
+            raise ValueError(f"expected a size such as 6GiB, 512MB or 80% (of the machine's RAM), got '{value}'")
+        return value
 
     @model_validator(mode="after")
     def _end_after_start(self) -> ProjectConfig:

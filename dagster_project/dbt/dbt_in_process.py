@@ -29,7 +29,12 @@ from typing import Any
 
 import orjson
 
-_LEVELS = {"info", "warn", "error"}  # what the CLI prints at its default log level (debug goes to dbt.log)
+_LEVELS = {"info", "warn", "error"}  # what the CLI prints at its default log level
+# What each invocation's ``dbt.log`` keeps: dbt's default is debug (every statement, connection and
+# relation it touches), which dbt formats and writes line by line in the run's process: 0.2-0.4 s of a
+# 7-9 s demo night (docs/performance.md). Info keeps what the CLI prints (each node's start, result and
+# error). dbt's own DBT_LOG_LEVEL_FILE=debug (or a ``--log-level-file`` given) brings the debug lines back.
+FILE_LOG_LEVEL = "info"
 
 
 class InProcessDbt:
@@ -202,8 +207,11 @@ def _run_dbt(args: Sequence[str], manifest: Any, callback: Callable[[Any], None]
     """dbt's programmatic run of one command: (exit status as the CLI gives it, dbt's result, its exception)."""
     from dbt.cli.main import dbtRunner
 
+    args = list(args)
+    if "DBT_LOG_LEVEL_FILE" not in os.environ and "--log-level-file" not in args:
+        args += ["--log-level-file", FILE_LOG_LEVEL]
     try:
-        result = dbtRunner(manifest=manifest, callbacks=[callback]).invoke(list(args))
+        result = dbtRunner(manifest=manifest, callbacks=[callback]).invoke(args)
     finally:
         _release_duckdb()
     failure = None if result.exception is None else str(result.exception)

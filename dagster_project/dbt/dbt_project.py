@@ -43,6 +43,7 @@ from dagster_project.warehouse import dbt_env as engine_dbt_env
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DUCKDB_PATH_ENV = "RECON_DUCKDB_PATH"
+DUCKDB_MEMORY_LIMIT_ENV = "RECON_DUCKDB_MEMORY_LIMIT"  # profiles.yml: the DuckDB target's memory_limit
 AS_OF_DATE_ENV = "RECON_AS_OF_DATE"
 _HASHED_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md"}
 
@@ -70,6 +71,7 @@ def set_dbt_env(config: ReconConfig) -> None:
     dbt's partial parse (seconds) instead of a full parse.
     """
     os.environ[DUCKDB_PATH_ENV] = str(config.duckdb_path)
+    os.environ[DUCKDB_MEMORY_LIMIT_ENV] = config.project.duckdb_memory_limit
     os.environ.update(engine_dbt_env(config))
     target = dbt_target_dir(config)
     os.environ["DBT_TARGET_PATH"] = str(target)
@@ -126,6 +128,7 @@ def get_dbt_project(config: ReconConfig) -> DbtProject:
     """The prepared DbtProject for this config: its project folder laid out, manifest up to date."""
     config_json = json.dumps(config.dbt_vars(), sort_keys=True)
     os.environ.update(engine_dbt_env(config))  # the profile's target is the config's engine
+    os.environ[DUCKDB_MEMORY_LIMIT_ENV] = config.project.duckdb_memory_limit  # as the runs will have it
     return _project_for(config_json, str(config.state_dir), str(config.duckdb_path))
 
 

@@ -25,12 +25,14 @@ class DatabaseBusyError(PlainError):
     """The DuckDB file stayed locked by another process for longer than the wait."""
 
 
-def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: str | Path, read_only: bool = False, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """Open the DuckDB file (creating its folder) with the session time zone set to UTC.
 
     Args:
         path: the database file.
         read_only: open without taking the write lock (for analysts' queries and reports).
+        memory_limit: DuckDB's ``memory_limit`` for the database while it is open (the config's
+            ``project.duckdb_memory_limit``; a run's steps pass it); None keeps DuckDB's default.
 
     Returns:
         An open connection; close it when done.
@@ -60,6 +62,8 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
                 ) from None
             time.sleep(0.5)
     con.execute("set TimeZone = 'UTC'")
+    if memory_limit is not None:
+        con.execute(f"set memory_limit = '{memory_limit}'")  # validated by the config: a size or a share
     return con
 
 

@@ -22,6 +22,8 @@ class DuckDBResource(dg.ConfigurableResource):
 
     database: str
     state_dir: str | None = None
+    memory_limit: str | None = None  # project.duckdb_memory_limit
+
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[DuckDBResource]:
@@ -30,7 +32,7 @@ class DuckDBResource(dg.ConfigurableResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect(self.database)
+        con = connect(self.database, memory_limit=self.memory_limit)
         try:
             yield con
         finally:

@@ -1,5 +1,8 @@
 -- Payment, invoice and fulfillment records (current views as of D) whose non-null order_id no visible
 -- order has, one row per (order_id, system). Empty when the orders role is not configured.
+-- A table: its primary-key test and int_order_diffs_candidates both read it (as a view, each would
+-- compute it again).
+{{ config(materialized='table') }}
 
 with
 
