@@ -142,7 +142,9 @@ def test_stripe_and_shopify_examples_sync_and_reconcile(apis: tuple[LoopbackApi,
     assert con.execute("select count(*) from raw_shopify.orders").fetchone() == (5,)
     con.close()
 
-    day = NOW.date().isoformat()
+    # The day the syncs landed on (the wall clock, after NOW): a suite that crosses midnight UTC between
+    # collection (NOW) and the syncs would otherwise build the day before everything landed.
+    day = datetime.now(UTC).date().isoformat()
     vars_ = config.dbt_vars(day)
     write_generated_files(dbt.project, vars_)
     dbt.dbt("run", as_of=day, recon=vars_["recon"])
